@@ -1,0 +1,161 @@
+"""Argument dataclasses shared by the recipes, and a parser that layers CLI flags over a YAML file.
+
+``python recipes/imdb.py recipes/imdb/finetune_full.yaml --learning_rate 5e-5``: the YAML sets
+values, flags on the command line win, and a YAML key no dataclass knows is an error.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+
+from .modeling import MODES
+from .pooling import LAYER_CHOICES, POOLING_CHOICES
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="minilm",
+        metadata={
+            "help": "Encoder to start from: an embedded alias (minilm = all-MiniLM-L6-v2, shipped offline), a local "
+            "directory, or a hub id such as bert-base-uncased (needs network)."
+        },
+    )
+    mode: str = field(default="finetune", metadata={"help": f"One of {MODES}: train the head only, or everything."})
+    pooling: str = field(default="cls", metadata={"help": f"How token states become one vector: {POOLING_CHOICES}."})
+    layers: str = field(default="last", metadata={"help": f"Which encoder layers feed the pooling: {LAYER_CHOICES}."})
+    head_hidden_size: int = field(default=256, metadata={"help": "Hidden width of the MLP head (the study: 256)."})
+    head_dropout: float = field(default=0.1, metadata={"help": "Dropout inside the MLP head (the study: 0.1)."})
+    attention_hops: int = field(default=4, metadata={"help": "Hops of self-attentive pooling (pooling=attention)."})
+    attention_dim: int = field(default=128, metadata={"help": "Hidden size d_a of self-attentive pooling."})
+    attention_penalty: float = field(
+        default=0.0, metadata={"help": "Weight of the ||AA^T - I||^2 penalty of self-attentive pooling."}
+    )
+    model_cache_dir: str | None = field(
+        default=None, metadata={"help": "Where embedded models are extracted (default $TOOLKIT_CACHE or ~/.cache/toolkit)."}
+    )
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"--mode {self.mode!r} is not one of {MODES}.")
+        if self.pooling not in POOLING_CHOICES:
+            raise ValueError(f"--pooling {self.pooling!r} is not one of {POOLING_CHOICES}.")
+        if self.layers not in LAYER_CHOICES:
+            raise ValueError(f"--layers {self.layers!r} is not one of {LAYER_CHOICES}.")
+        if self.head_hidden_size < 1 or not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError("--head_hidden_size must be >= 1 and --head_dropout in [0, 1).")
+
+    def head_kwargs(self) -> dict[str, Any]:
+        """Config fields for ``EncoderHeadModel.from_encoder``."""
+        keys = ("mode", "pooling", "layers", "head_hidden_size", "head_dropout", "attention_hops", "attention_dim",
+                "attention_penalty")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(
+        default="imdb",
+        metadata={
+            "help": "A dataset name found in the local data folders (imdb -> ../shared/data/imdb) or on the hub; or a "
+            "path: an aclImdb folder or tarball, a folder of <split>.parquet/csv/json(l) files, or one such file."
+        },
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "Extra folder searched first for named datasets."})
+    train_split: str = field(default="train", metadata={"help": "Split (or file) to train on."})
+    eval_split: str = field(default="test", metadata={"help": "Split (or file) evaluated after every epoch."})
+    text_column: str = field(default="text", metadata={"help": "Column holding the text."})
+    label_column: str = field(default="label", metadata={"help": "Column holding the label (int or string)."})
+    class_names: list[str] | None = field(
+        default=None, metadata={"help": "Label names in id order; default: from the data (imdb: neg pos)."}
+    )
+    max_length: int = field(default=512, metadata={"help": "Truncate texts to this many tokens."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Seeded random subset of the train split (null = all)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Seeded random subset of the eval split (null = all)."}
+    )
+    pad_to_multiple_of: int | None = field(
+        default=8, metadata={"help": "Pad each batch to a multiple of this length (tensor-core friendly)."}
+    )
+    feature_cache: bool = field(
+        default=True, metadata={"help": "Frozen mode: compute encoder features once and train the head on them."}
+    )
+    feature_cache_dir: str | None = field(
+        default=None, metadata={"help": "Where cached features live (default <model cache>/features)."}
+    )
+
+    def __post_init__(self):
+        if self.max_length < 8:
+            raise ValueError(f"--max_length {self.max_length} is too small (>= 8).")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} {value} must be >= 1, or null for all.")
+
+
+@dataclass
+class ToolkitTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with the study's defaults.
+
+    Changed defaults: learning_rate 1e-5, batch 32 (eval 64), 3 epochs, evaluation and logging of
+    the eval split every epoch, tensorboard logging, one checkpoint kept, output under ``runs/``.
+    """
+
+    output_dir: str | None = field(default=None, metadata={"help": "Where results go (default runs/<recipe>-<mode>)."})
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate (the study: 1e-5)."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per device (the study: 32)."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Eval batch size per device."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Epochs (the study: 3)."})
+    eval_strategy: IntervalStrategy | str = field(default="epoch", metadata={"help": "When to evaluate: no, steps or epoch."})
+    save_strategy: SaveStrategy | str = field(default="epoch", metadata={"help": "When to checkpoint: no, steps, epoch or best."})
+    save_total_limit: int | None = field(default=1, metadata={"help": "Checkpoints kept on disk."})
+    logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    report_to: None | str | list[str] = field(default="tensorboard", metadata={"help": "Loggers: tensorboard or none."})
+
+
+def parse_args(
+    dataclass_types: tuple[type, ...], argv: list[str] | None = None, default_config: str | Path | None = None
+) -> tuple[Any, ...]:
+    """Parse ``[config.yaml] [--config config.yaml] [--flags]`` into the dataclasses.
+
+    YAML values become the parser's defaults, so any flag given on the command line overrides them.
+    ``default_config`` is read when the command line names no config (a recipe's CPU-sized default).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_path = default_config
+    if argv and argv[0].endswith((".yaml", ".yml")):
+        config_path = argv.pop(0)
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise ValueError("--config needs a YAML file path.")
+        config_path = argv[i + 1]
+        del argv[i : i + 2]
+    parser = HfArgumentParser(dataclass_types)
+    if config_path is not None:
+        parser.set_defaults(**load_yaml_config(config_path, dataclass_types))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def load_yaml_config(path: str | Path, dataclass_types: tuple[type, ...]) -> dict[str, Any]:
+    """Read a YAML mapping and check every key belongs to one of the dataclasses."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file '{path}' does not exist.")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of argument names to values, got {type(values).__name__}.")
+    known = {f.name for cls in dataclass_types for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; see `--help` for the accepted arguments.")
+    return values

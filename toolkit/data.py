@@ -1,0 +1,263 @@
+"""Read labelled text from local files (or the hub when reachable), validate it, and tokenise it.
+
+Every reader returns a ``datasets.Dataset`` with a ``text`` column and an integer ``label``
+column (plus whatever else the source had, such as IMDB's ``rating``). Problems in the input are
+raised as ``DataError`` naming the file, the record and what to do.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import datasets
+
+logger = logging.getLogger(__name__)
+
+TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
+IMDB_LABELS = ["neg", "pos"]
+# Where a checkout finds the shared data folder: <repo>/../shared/data, or $TOOLKIT_DATA.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class DataError(ValueError):
+    """Bad or missing input data; the message says which file or record and what to do."""
+
+
+@dataclass
+class LoadReport:
+    """What happened while reading one split, written into the run's results."""
+
+    source: str
+    rows_read: int = 0
+    empty_texts_dropped: int = 0
+    label_names: list[str] = field(default_factory=list)
+
+
+def data_search_paths(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    paths = [Path(p) for p in (data_dir, os.environ.get("TOOLKIT_DATA")) if p]
+    paths += [REPO_ROOT.parent / "shared" / "data", Path.cwd() / "data", Path.cwd().parent / "shared" / "data"]
+    return paths
+
+
+def find_named_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """A local copy of a named dataset (``imdb``) in the search paths, or None."""
+    for root in data_search_paths(data_dir):
+        candidate = root / name
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
+    """Raise a DataError naming the byte offset of the first invalid UTF-8 sequence."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{path}: not valid UTF-8 at byte {offset + err.start} ({err.reason}). "
+                    "Re-encode the file as UTF-8 (for example `iconv -f GB18030 -t UTF-8`)."
+                ) from None
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: truncated UTF-8 sequence at the end of the file ({err.reason}).") from None
+
+
+def _read_table(path: Path, cache_dir: str | None = None) -> datasets.Dataset:
+    fmt = TABLE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unknown file type '{path.suffix}'; use one of {sorted(TABLE_SUFFIXES)}.")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty.")
+    if fmt != "parquet":
+        check_utf8(path)
+    kwargs: dict[str, Any] = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    try:
+        ds = datasets.load_dataset(fmt, data_files=str(path), split="train", cache_dir=cache_dir, **kwargs)
+    except Exception as err:
+        raise DataError(f"{path}: could not be read as {fmt} ({type(err).__name__}: {err}).") from None
+    if len(ds) == 0:
+        raise DataError(f"{path}: no records.")
+    return ds
+
+
+_ACL_NAME = re.compile(r"(\d+)_(\d+)\.txt$")
+
+
+def _acl_record(name: str, raw: bytes, label: int, where: str) -> dict:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{where}: not valid UTF-8 at byte {err.start}.") from None
+    match = _ACL_NAME.search(name)
+    return {
+        "id": int(match.group(1)) if match else -1,
+        "text": text,
+        "label": label,
+        "rating": int(match.group(2)) if match else -1,
+    }
+
+
+def _read_aclimdb_dir(root: Path, split: str) -> datasets.Dataset:
+    rows = []
+    for label, sentiment in enumerate(IMDB_LABELS):
+        for file in sorted((root / split / sentiment).glob("*.txt")):
+            rows.append(_acl_record(file.name, file.read_bytes(), label, str(file)))
+    if not rows:
+        raise DataError(f"{root}: no reviews under {split}/neg or {split}/pos.")
+    return datasets.Dataset.from_list(rows)
+
+
+def _read_aclimdb_tar(path: Path, split: str) -> datasets.Dataset:
+    pattern = re.compile(rf"(^|/){split}/(neg|pos)/[^/]+\.txt$")
+    rows = []
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                match = pattern.search(member.name)
+                if member.isfile() and match:
+                    raw = tar.extractfile(member).read()
+                    rows.append(_acl_record(member.name, raw, IMDB_LABELS.index(match.group(2)), f"{path}:{member.name}"))
+    except tarfile.TarError as err:
+        raise DataError(f"{path}: not a readable tar archive ({err}).") from None
+    if not rows:
+        raise DataError(f"{path}: no aclImdb reviews for split '{split}' (expected aclImdb/{split}/pos/*.txt).")
+    return datasets.Dataset.from_list(rows)
+
+
+def _split_file(folder: Path, split: str) -> Path | None:
+    for suffix in TABLE_SUFFIXES:
+        candidate = folder / f"{split}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_split(source: str, split: str, data_dir: str | None = None, cache_dir: str | None = None) -> datasets.Dataset:
+    """Read one split from a file, a folder (aclImdb layout or ``<split>.<ext>`` files), a tarball,
+    or a dataset name found locally (``imdb`` → ``../shared/data/imdb``) or on the hub."""
+    path = Path(source).expanduser()
+    if not path.exists() and "/" not in source and not path.suffix:
+        local = find_named_dataset(source, data_dir)
+        if local is not None:
+            path = local
+        else:
+            return _read_hub(source, split, cache_dir)
+    if not path.exists():
+        raise DataError(f"Data path '{source}' does not exist.")
+    if path.is_file():
+        if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+            return _read_aclimdb_tar(path, split)
+        return _read_table(path, cache_dir)
+    for root in (path, path / "aclImdb"):
+        if (root / split / "pos").is_dir():
+            return _read_aclimdb_dir(root, split)
+    file = _split_file(path, split)
+    if file is None:
+        raise DataError(
+            f"{path}: found no '{split}' data (looked for the aclImdb layout {split}/pos, {split}/neg and for "
+            f"{split}.parquet/.csv/.json/.jsonl)."
+        )
+    return _read_table(file, cache_dir)
+
+
+def _read_hub(name: str, split: str, cache_dir: str | None) -> datasets.Dataset:
+    try:
+        return datasets.load_dataset(name, split=split, cache_dir=cache_dir)
+    except Exception as err:
+        searched = ", ".join(str(p) for p in data_search_paths())
+        raise DataError(
+            f"Dataset '{name}' is not in any local data folder ({searched}) and could not be loaded from the hub "
+            f"({type(err).__name__}). Pass a local path instead: an aclImdb folder or tarball, or "
+            "parquet/CSV/JSON(L) files with text and label columns."
+        ) from None
+
+
+def prepare_split(
+    ds: datasets.Dataset,
+    source: str,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_names: Sequence[str] | None = None,
+) -> tuple[datasets.Dataset, LoadReport]:
+    """Validate columns and labels, drop (and count) empty texts, map labels to ids 0..n-1.
+
+    With ``label_names`` given, string labels map by name and integer labels must lie in
+    ``range(len(label_names))``; without, names come from the data (sorted strings, or 0..max).
+    """
+    for column, what in ((text_column, "text"), (label_column, "label")):
+        if column not in ds.column_names:
+            raise DataError(
+                f"{source}: no {what} column '{column}' (columns: {ds.column_names}); "
+                f"set --{what}_column to one of them."
+            )
+    report = LoadReport(source=source, rows_read=len(ds))
+    non_str = [i for i, t in enumerate(ds[text_column]) if not isinstance(t, str)]
+    if non_str:
+        raise DataError(f"{source}: record {non_str[0]} has no text in column '{text_column}' ({len(non_str)} such).")
+    before = len(ds)
+    ds = ds.filter(lambda batch: [bool(t.strip()) for t in batch[text_column]], batched=True, desc="drop empty texts")
+    report.empty_texts_dropped = before - len(ds)
+    if report.empty_texts_dropped:
+        logger.warning("%s: dropped %d empty texts", source, report.empty_texts_dropped)
+    if len(ds) == 0:
+        raise DataError(f"{source}: every text is empty.")
+
+    raw_labels = ds[label_column]
+    if any(label is None for label in raw_labels):
+        idx = next(i for i, label in enumerate(raw_labels) if label is None)
+        raise DataError(f"{source}: record {idx} has no label in column '{label_column}'.")
+    is_str = isinstance(raw_labels[0], str)
+    if label_names is None:
+        label_names = sorted(set(raw_labels)) if is_str else [str(i) for i in range(max(raw_labels) + 1)]
+    label_names = [str(n) for n in label_names]
+    if is_str:
+        index = {name: i for i, name in enumerate(label_names)}
+        bad = sorted({label for label in raw_labels if label not in index})
+        if bad:
+            raise DataError(f"{source}: labels {bad[:5]} are not in the label set {label_names}.")
+        ids = [index[label] for label in raw_labels]
+    else:
+        bad = sorted({label for label in raw_labels if not (isinstance(label, int) and 0 <= label < len(label_names))})
+        if bad:
+            raise DataError(f"{source}: labels {bad[:5]} are outside 0..{len(label_names) - 1} ({label_names}).")
+        ids = list(raw_labels)
+    if text_column != "text":
+        ds = ds.remove_columns([c for c in ("text",) if c in ds.column_names]).rename_column(text_column, "text")
+    ds = ds.remove_columns([c for c in {label_column, "label"} if c in ds.column_names]).add_column("label", ids)
+    report.label_names = label_names
+    return ds, report
+
+
+def subsample(ds: datasets.Dataset, max_samples: int | None, seed: int) -> datasets.Dataset:
+    """A seeded random subset (files are often sorted by label, so never the first N)."""
+    if max_samples is None or max_samples >= len(ds):
+        return ds
+    return ds.shuffle(seed=seed).select(range(max_samples))
+
+
+def tokenize(ds: datasets.Dataset, tokenizer, max_length: int, text_column: str = "text") -> datasets.Dataset:
+    """Tokenise with truncation and no padding (the collator pads per batch); keeps ``label``."""
+
+    def encode(batch: dict) -> dict:
+        return tokenizer(batch[text_column], truncation=True, max_length=max_length)
+
+    keep = {"label"}
+    return ds.map(
+        encode,
+        batched=True,
+        remove_columns=[c for c in ds.column_names if c not in keep],
+        desc=f"tokenize (max_length={max_length})",
+    ).rename_column("label", "labels")

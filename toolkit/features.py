@@ -1,0 +1,102 @@
+"""Frozen-feature cache: run the frozen encoder once per (encoder weights, pooling, layers, tokens)
+and train the head on the stored features, instead of recomputing the encoder every epoch.
+
+Features are stored as one safetensors file per fingerprint, written to a temporary name and
+renamed into place, so an interrupted run never leaves a half-written cache entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import Dataset
+
+logger = logging.getLogger(__name__)
+
+
+class FeatureDataset(Dataset):
+    """Cached features with their labels, ready for ``default_data_collator``."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor):
+        if len(features) != len(labels):
+            raise ValueError(f"{len(features)} feature rows but {len(labels)} labels.")
+        self.features, self.labels = features, labels
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"features": self.features[i], "labels": self.labels[i]}
+
+
+def _digest_tensor(h: "hashlib._Hash", tensor: torch.Tensor) -> None:
+    h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+
+
+def fingerprint(model, tokenized, max_length: int) -> str:
+    """Hash of everything the features depend on: encoder config and weights, pooling, layers,
+    max length and the token ids themselves."""
+    h = hashlib.sha256()
+    settings = {"encoder": model.config.encoder, "pooling": model.config.pooling, "layers": model.config.layers,
+                "max_length": max_length}
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.encoder.state_dict().items()):
+        h.update(name.encode())
+        _digest_tensor(h, tensor)
+    if tokenized._indices is not None:  # a shuffled/selected view: hash the rows it shows
+        tokenized = tokenized.flatten_indices()
+    for column in ("input_ids", "attention_mask", "token_type_ids"):
+        if column in tokenized.column_names:
+            for chunk in tokenized.data.column(column).chunks:
+                offsets = chunk.offsets.to_numpy()
+                h.update((offsets - offsets[0]).tobytes())
+                h.update(chunk.flatten().to_numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+@torch.no_grad()
+def compute_features(model, tokenized, collator, batch_size: int = 64, device: str | torch.device = "cpu"):
+    """Encoder features for every row, in row order. Batches are built from length-sorted rows so
+    little compute goes to padding."""
+    model.eval().to(device)
+    lengths = [len(ids) for ids in tokenized["input_ids"]]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in tokenized.column_names]
+    rows = tokenized.select_columns(columns)
+    out: list[torch.Tensor | None] = [None] * len(order)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = collator([rows[i] for i in idx])
+        batch = {k: v.to(device) for k, v in batch.items() if k in columns}
+        feats = model.encode_features(**batch).float().cpu()
+        for j, i in enumerate(idx):
+            out[i] = feats[j]
+    return torch.stack(out)
+
+
+def cached_feature_dataset(model, tokenized, collator, cache_dir: str | os.PathLike, max_length: int,
+                           batch_size: int = 64, device: str | torch.device = "cpu") -> FeatureDataset:
+    """Features for ``tokenized`` from the cache, computing and storing them on a miss."""
+    if not model.pooler.cacheable:
+        raise ValueError(
+            f"pooling={model.config.pooling!r} with layers={model.config.layers!r} has learned weights over tokens; "
+            "its features cannot be cached. Pass --feature_cache false."
+        )
+    labels = torch.tensor(tokenized["labels"])
+    path = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length)}.safetensors"
+    if path.is_file():
+        logger.info("Feature cache hit: %s", path)
+        return FeatureDataset(load_file(path)["features"], labels)
+    logger.info("Feature cache miss: encoding %d texts into %s", len(tokenized), path)
+    features = compute_features(model, tokenized, collator, batch_size, device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({"features": features.contiguous()}, str(tmp))
+    os.replace(tmp, path)
+    return FeatureDataset(features, labels)

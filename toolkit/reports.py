@@ -1,0 +1,92 @@
+"""What a run leaves behind for people: per-epoch tables, the loss curve, misclassified examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def epoch_rows(log_history: list[dict], metric_keys: Sequence[str] = ("eval_loss", "eval_accuracy")) -> list[dict]:
+    """One row per evaluation in ``Trainer.state.log_history``, with its epoch and the metrics asked for."""
+    rows = []
+    for entry in log_history:
+        if "eval_loss" in entry and "epoch" in entry:
+            rows.append({"epoch": round(float(entry["epoch"]), 2), **{k: entry[k] for k in metric_keys if k in entry}})
+    return rows
+
+
+def markdown_table(rows: list[dict], floatfmt: str = "{:.4f}") -> str:
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    fmt = lambda v: floatfmt.format(v) if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def smooth(values: Sequence[float], window: int = 50) -> np.ndarray:
+    """Trailing moving average; the first points average what exists so far."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return values
+    csum = np.cumsum(np.insert(values, 0, 0.0))
+    idx = np.arange(1, len(values) + 1)
+    start = np.maximum(idx - window, 0)
+    return (csum[idx] - csum[start]) / (idx - start)
+
+
+def plot_loss_curve(losses: Sequence[float], path: str | Path, window: int = 50, title: str = "training loss") -> Path:
+    """Per-batch training loss (faint) and its ``window``-batch moving average, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, alpha=0.25, linewidth=0.8, label="per batch")
+    ax.plot(steps, smooth(losses, window), linewidth=2, label=f"mean of last {window} batches")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_misclassified(
+    path: str | Path,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    probabilities: np.ndarray,
+    label_names: Sequence[str],
+    extra: dict[str, Sequence] | None = None,
+) -> int:
+    """JSONL of every wrong prediction, most confident mistakes first; returns how many."""
+    predictions = probabilities.argmax(axis=-1)
+    wrong = np.flatnonzero(predictions != np.asarray(labels))
+    wrong = wrong[np.argsort(-probabilities[wrong, predictions[wrong]])]
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in wrong:
+            record = {
+                "index": int(i),
+                "label": label_names[labels[i]],
+                "predicted": label_names[predictions[i]],
+                "probabilities": {name: round(float(p), 4) for name, p in zip(label_names, probabilities[i])},
+                "text": texts[i],
+            }
+            for key, values in (extra or {}).items():
+                record[key] = values[i]
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return len(wrong)
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    Path(path).write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
