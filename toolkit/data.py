@@ -204,11 +204,13 @@ def prepare_split(
                 f"set --{what}_column to one of them."
             )
     report = LoadReport(source=source, rows_read=len(ds))
-    non_str = [i for i, t in enumerate(ds[text_column]) if not isinstance(t, str)]
+    non_str = [i for i, t in enumerate(ds[text_column]) if t is not None and not isinstance(t, str)]
     if non_str:
-        raise DataError(f"{source}: record {non_str[0]} has no text in column '{text_column}' ({len(non_str)} such).")
-    before = len(ds)
-    ds = ds.filter(lambda batch: [bool(t.strip()) for t in batch[text_column]], batched=True, desc="drop empty texts")
+        raise DataError(f"{source}: record {non_str[0]} has a non-text value in column '{text_column}' "
+                        f"({len(non_str)} such); the text column must hold strings.")
+    before = len(ds)  # missing cells (None) count as empty texts
+    ds = ds.filter(lambda batch: [bool(t and t.strip()) for t in batch[text_column]], batched=True,
+                   desc="drop empty texts")
     report.empty_texts_dropped = before - len(ds)
     if report.empty_texts_dropped:
         logger.warning("%s: dropped %d empty texts", source, report.empty_texts_dropped)

@@ -1,0 +1,95 @@
+import io
+import json
+import tarfile
+
+import pandas as pd
+import pytest
+
+from toolkit.data import DataError, prepare_split, read_split, subsample
+
+
+def write_acl_tree(root):
+    for split in ("train", "test"):
+        for sentiment, rating in (("pos", 9), ("neg", 2)):
+            folder = root / "aclImdb" / split / sentiment
+            folder.mkdir(parents=True)
+            for i in range(3):
+                (folder / f"{i}_{rating}.txt").write_text(f"{sentiment} review {i} <br />", encoding="utf-8")
+    return root / "aclImdb"
+
+
+def test_real_imdb_parquet_by_name(shared_data):
+    ds = read_split("imdb", "test", data_dir=str(shared_data))
+    assert len(ds) == 25_000
+    assert {"text", "label", "rating"} <= set(ds.column_names)
+    prepared, report = prepare_split(ds, "imdb[test]", label_names=["neg", "pos"])
+    assert report.label_names == ["neg", "pos"] and report.rows_read == 25_000
+    assert set(prepared["label"]) == {0, 1}
+
+
+def test_aclimdb_folder_and_tarball_give_the_same_rows(tmp_path):
+    acl = write_acl_tree(tmp_path / "tree")
+    tarball = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(acl, arcname="aclImdb")
+    for source in (acl, acl.parent, tarball):
+        ds = read_split(str(source), "train")
+        rows = sorted(zip(ds["text"], ds["label"], ds["rating"]))
+        assert len(rows) == 6
+        assert rows[0] == ("neg review 0 <br />", 0, 2) and rows[-1] == ("pos review 2 <br />", 1, 9)
+
+
+def test_csv_json_jsonl_with_string_labels(tmp_path):
+    rows = [{"review": "good", "sentiment": "pos"}, {"review": "bad", "sentiment": "neg"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "a.csv", index=False)
+    (tmp_path / "a.json").write_text(json.dumps(rows), encoding="utf-8")
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    for name in ("a.csv", "a.json", "a.jsonl"):
+        ds, report = prepare_split(read_split(str(tmp_path / name), "train"), name, "review", "sentiment")
+        assert report.label_names == ["neg", "pos"]
+        assert ds["text"] == ["good", "bad"] and ds["label"] == [1, 0]
+
+
+def test_folder_with_split_files(tmp_path):
+    pd.DataFrame({"text": ["x", "y"], "label": [0, 1]}).to_parquet(tmp_path / "test.parquet")
+    assert read_split(str(tmp_path), "test")["text"] == ["x", "y"]
+    with pytest.raises(DataError, match="found no 'train' data"):
+        read_split(str(tmp_path), "train")
+
+
+def test_missing_path_empty_file_and_non_utf8_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        read_split(str(tmp_path / "nope.csv"), "train")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        read_split(str(tmp_path / "empty.csv"), "train")
+    (tmp_path / "gbk.csv").write_bytes("text,label\n".encode() + "好电影,1\n".encode("gbk"))
+    with pytest.raises(DataError, match=r"not valid UTF-8 at byte 11"):
+        read_split(str(tmp_path / "gbk.csv"), "train")
+
+
+def test_missing_column_bad_labels_and_empty_texts(tmp_path):
+    pd.DataFrame({"text": ["a", "  ", "b", ""], "label": [0, 1, 1, 0]}).to_csv(tmp_path / "d.csv", index=False)
+    ds = read_split(str(tmp_path / "d.csv"), "train")
+    with pytest.raises(DataError, match="no text column 'body'"):
+        prepare_split(ds, "d.csv", text_column="body")
+    prepared, report = prepare_split(ds, "d.csv", label_names=["neg", "pos"])
+    assert report.empty_texts_dropped == 2 and prepared["text"] == ["a", "b"]
+    with pytest.raises(DataError, match=r"labels \[1\] are outside 0..0"):
+        prepare_split(ds, "d.csv", label_names=["only"])
+    pd.DataFrame({"text": ["a"], "label": ["maybe"]}).to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(DataError, match="'maybe'.*not in the label set"):
+        prepare_split(read_split(str(tmp_path / "s.csv"), "train"), "s.csv", label_names=["neg", "pos"])
+
+
+def test_unknown_dataset_name_explains_offline_options(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="not in any local data folder.*Pass a local path"):
+        read_split("no_such_dataset_xyz", "train")
+
+
+def test_subsample_is_seeded_and_mixes_labels(shared_data):
+    ds = read_split("imdb", "train", data_dir=str(shared_data))
+    a, b = subsample(ds, 200, seed=1), subsample(ds, 200, seed=1)
+    assert a["id"] == b["id"]
+    assert 60 < sum(a["label"]) < 140, "a subset of a label-sorted file must not be one class"

@@ -1,0 +1,138 @@
+"""The IMDB recipe end to end on a tiny random BERT and a few real reviews."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from toolkit.inference import load_model, main as predict_main, predict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_recipe():
+    spec = importlib.util.spec_from_file_location("imdb_recipe", ROOT / "recipes" / "imdb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def argv(tiny_bert, shared_data, out, *extra):
+    return [
+        "--model_name_or_path", str(tiny_bert), "--data_dir", str(shared_data), "--output_dir", str(out),
+        "--max_train_samples", "64", "--max_eval_samples", "40", "--max_length", "64",
+        "--per_device_train_batch_size", "16", "--num_train_epochs", "2", "--learning_rate", "1e-3",
+        "--report_to", "none", "--feature_cache_dir", str(out.parent / "features"), "--save_strategy", "no",
+        "--dataloader_pin_memory", "false", *extra,
+    ]
+
+
+@pytest.mark.parametrize("mode", ["frozen", "finetune"])
+def test_recipe_writes_results_and_a_loadable_model(tmp_path, tiny_bert, shared_data, mode):
+    out = tmp_path / mode
+    results = load_recipe().main(argv(tiny_bert, shared_data, out, "--mode", mode))
+
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["mode"] == mode and saved["train_examples"] == 64 and saved["eval_examples"] == 40
+    assert [row["epoch"] for row in saved["epochs"]] == [1.0, 2.0]
+    assert all(0.0 <= row["eval_accuracy"] <= 1.0 and row["eval_loss"] > 0 for row in saved["epochs"])
+    assert saved["feature_cache"] is (mode == "frozen")
+    assert "| epoch | eval_loss | eval_accuracy |" in (out / "results.md").read_text()
+    assert (out / "loss_curve.png").stat().st_size > 1000
+    wrong = (out / "misclassified.jsonl").read_text().splitlines()
+    assert len(wrong) == saved["misclassified"] == round((1 - saved["final"]["accuracy"]) * 40)
+    if wrong:
+        first = json.loads(wrong[0])
+        assert first["label"] != first["predicted"] and set(first["probabilities"]) == {"neg", "pos"}
+        assert first["rating"] in (1, 2, 3, 4, 7, 8, 9, 10)
+    assert results["final"]["accuracy"] == saved["final"]["accuracy"]
+
+    # The saved model predicts the same as the final evaluation did.
+    model, tokenizer = load_model(out)
+    assert model.config.id2label == {0: "neg", 1: "pos"} and model.config.mode == mode
+    from toolkit.data import read_split, subsample
+
+    ds = subsample(read_split("imdb", "test", data_dir=str(shared_data)), 40, seed=42)
+    rows = predict(model, tokenizer, ds["text"], max_length=64)
+    accuracy = np.mean([r["label"] == ["neg", "pos"][y] for r, y in zip(rows, ds["label"])])
+    assert accuracy == pytest.approx(saved["final"]["accuracy"])
+
+
+def test_feature_cache_gives_the_same_model_as_recomputing(tmp_path, tiny_bert, shared_data):
+    recipe = load_recipe()
+    cached = recipe.main(argv(tiny_bert, shared_data, tmp_path / "cached", "--mode", "frozen", "--pooling", "mean"))
+    assert list((tmp_path / "features").glob("*.safetensors")), "the cache holds the features"
+    plain = recipe.main(argv(tiny_bert, shared_data, tmp_path / "plain", "--mode", "frozen", "--pooling", "mean",
+                             "--feature_cache", "false"))
+    assert plain["feature_cache"] is False and cached["feature_cache"] is True
+    a, _ = load_model(tmp_path / "cached")
+    b, _ = load_model(tmp_path / "plain")
+    for (name, x), (_, y) in zip(a.head.state_dict().items(), b.head.state_dict().items()):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
+    assert cached["final"]["accuracy"] == plain["final"]["accuracy"]
+
+
+def test_bad_data_path_fails_before_writing(tmp_path, tiny_bert, shared_data):
+    out = tmp_path / "bad"
+    with pytest.raises(ValueError, match="does not exist"):
+        load_recipe().main(argv(tiny_bert, shared_data, out, "--dataset", str(tmp_path / "nothing.parquet")))
+    assert not (out / "results.json").exists()
+
+
+def test_inference_cli(tmp_path, tiny_bert, shared_data, capsys):
+    out = tmp_path / "m"
+    load_recipe().main(argv(tiny_bert, shared_data, out, "--mode", "frozen", "--num_train_epochs", "1"))
+    capsys.readouterr()
+    assert predict_main(["--model", str(out), "--input", "great film", "--input", "awful plot", "--device", "cpu"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line["text"] for line in lines] == ["great film", "awful plot"]
+    assert all(line["label"] in ("neg", "pos") and sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+               for line in lines)
+    with pytest.raises(SystemExit):
+        predict_main(["--model", str(tmp_path / "missing"), "--input", "x"])
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_agrees(tmp_path, tiny_bert, shared_data):
+    """Two gloo processes under torchrun train one model; both end with the same weights and metrics."""
+    out = tmp_path / "ddp"
+    script = tmp_path / "run_ddp.py"
+    script.write_text(
+        "import sys, json, importlib.util, torch, torch.distributed as dist\n"
+        "import toolkit.run as run\n"
+        "captured = {}\n"
+        "original = run.train_and_report\n"
+        "def spy(trainer, *args):\n"
+        "    captured['trainer'] = trainer\n"
+        "    return original(trainer, *args)\n"
+        "run.train_and_report = spy\n"
+        f"spec = importlib.util.spec_from_file_location('r', {str(ROOT / 'recipes' / 'imdb.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "m.main(sys.argv[1:])\n"
+        "trainer = captured['trainer']\n"
+        "evals = [e['eval_accuracy'] for e in trainer.state.log_history if 'eval_accuracy' in e]\n"
+        "vec = torch.cat([torch.nn.utils.parameters_to_vector(trainer.model.parameters()).detach(), "
+        "torch.tensor(evals, dtype=torch.float32)])\n"
+        "gathered = [torch.zeros_like(vec) for _ in range(dist.get_world_size())]\n"
+        "dist.all_gather(gathered, vec)\n"
+        "if dist.get_rank() == 0:\n"
+        "    out = sys.argv[sys.argv.index('--output_dir') + 1]\n"
+        "    diff = max(float((g - gathered[0]).abs().max()) for g in gathered)\n"
+        "    json.dump({'world': dist.get_world_size(), 'max_diff': diff, 'evals': len(evals)}, "
+        "open(out + '/ddp.json', 'w'))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
+           *argv(tiny_bert, shared_data, out, "--mode", "finetune", "--use_cpu", "true")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "ddp.json").read_text())
+    assert report["world"] == 2 and report["evals"] == 2 and report["max_diff"] == 0.0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["eval_examples"] == 40 and len(saved["epochs"]) == 2
