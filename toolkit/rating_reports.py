@@ -1,0 +1,381 @@
+"""What a rating run leaves behind: row-normalised confusion matrices (plain and off-by-one), true vs predicted
+rating histograms, a t-SNE map of pooled features, the self-attention heat-map, and top words per rating.
+
+Every picture is a PNG drawn with matplotlib's Agg backend. Chinese labels need a CJK font (Noto Sans CJK,
+WenQuanYi, SimHei, ...); one is used when installed, otherwise Chinese characters show as boxes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import reports
+from .metrics import per_class_report
+from .rating import (RatingScale, RatingSplits, label_ids_from_targets, pooled_outputs, predictions_from_output,
+                     rating_metrics)
+
+logger = logging.getLogger(__name__)
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+ENGLISH_NOISE = {"br", "film", "movie", "films", "movies"}  # html line breaks and the two words every review has
+# Function characters that top every Chinese rating's list (plus 电影 "film"); a bigram is dropped only when both of
+# its characters are here, so 不错 and 好看 stay.
+CHINESE_STOP_CHARS = set("的了是一我也在有这就都和人他她它们个之与及把被那你吗吧啊呢着过得地么电影部")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    fonts = [name for name in CJK_FONTS if name in installed]
+    plt.rcParams["font.sans-serif"] = fonts + ["DejaVu Sans"]
+    plt.rcParams["axes.unicode_minus"] = False
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def is_chinese(texts: Sequence[str]) -> bool:
+    """Whether at least 30% of the non-space characters of (a sample of) the texts are CJK ideographs."""
+    sample = "".join(texts[:500])
+    chars = [c for c in sample if not c.isspace()]
+    return bool(chars) and sum(bool(_CJK.match(c)) for c in chars) / len(chars) >= 0.3
+
+
+# ---- confusion matrices and histograms ---------------------------------------------------------------------------
+def confusion(true_ids: Sequence[int], pred_ids: Sequence[int], n: int, off_by_one: bool = False) -> np.ndarray:
+    """Row-normalised confusion matrix; with ``off_by_one`` a prediction one step away counts on the diagonal."""
+    true_ids, pred_ids = np.asarray(true_ids), np.asarray(pred_ids).copy()
+    if off_by_one:
+        pred_ids = np.where(np.abs(pred_ids - true_ids) <= 1, true_ids, pred_ids)
+    counts = np.zeros((n, n), dtype=np.float64)
+    np.add.at(counts, (true_ids, pred_ids), 1)
+    rows = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+
+
+def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path, title: str,
+                   support: Sequence[int] | None = None) -> Path:
+    plt = _pyplot()
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.8 + 0.7 * n))
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if matrix[i, j] > 0.55 else "black")
+    rows = [f"{name} (n={support[i]})" for i, name in enumerate(names)] if support is not None else list(names)
+    ax.set_xticks(range(n), names)
+    ax.set_yticks(range(n), rows)
+    ax.set_xlabel("predicted rating")
+    ax.set_ylabel("true rating")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return _save(fig, Path(path))
+
+
+def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], scale: RatingScale, path: str | Path,
+                           raw_predictions: Sequence[float] | None = None) -> Path:
+    """Counts of true and predicted ratings side by side; for regression also the raw predicted values."""
+    plt = _pyplot()
+    n = len(scale.values)
+    ncols = 1 if raw_predictions is None else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 4), squeeze=False)
+    ax = axes[0, 0]
+    x = np.arange(n)
+    ax.bar(x - 0.2, np.bincount(np.asarray(true_ids), minlength=n), width=0.4, label="true")
+    ax.bar(x + 0.2, np.bincount(np.asarray(pred_ids), minlength=n), width=0.4, label="predicted")
+    ax.set_xticks(x, scale.names)
+    ax.set_xlabel("rating")
+    ax.set_ylabel("reviews")
+    ax.set_title("true vs predicted ratings")
+    ax.legend()
+    if raw_predictions is not None:
+        ax = axes[0, 1]
+        edges = np.linspace(scale.values[0] - 0.5, scale.values[-1] + 0.5, 4 * (scale.values[-1] - scale.values[0]) + 5)
+        ax.hist(np.asarray(raw_predictions), bins=edges, alpha=0.8, color="tab:orange", label="predicted (clipped)")
+        ax.hist(scale.to_values(true_ids), bins=edges, histtype="step", linewidth=1.5, color="tab:blue", label="true")
+        ax.set_xlabel("rating")
+        ax.set_title("regression output before rounding")
+        ax.legend()
+    return _save(fig, Path(path))
+
+
+# ---- t-SNE ------------------------------------------------------------------------------------------------------
+def tsne_points(features: np.ndarray, seed: int) -> np.ndarray:
+    """2-D t-SNE (after PCA to at most 50 dimensions), seeded."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    features = np.asarray(features, dtype=np.float64)
+    dims = min(50, features.shape[0] - 1, features.shape[1])
+    reduced = PCA(n_components=dims, random_state=seed).fit_transform(features) if features.shape[1] > dims else features
+    perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3)))
+    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(reduced)
+
+
+def plot_tsne(points: np.ndarray, rating_ids: Sequence[int], scale: RatingScale, path: str | Path,
+              title: str = "t-SNE of pooled features") -> Path:
+    plt = _pyplot()
+    cmap = plt.get_cmap("plasma")  # ordered low -> high rating, and no colour too pale for white paper
+    colours = [cmap(0.85 * i / max(1, len(scale.values) - 1)) for i in range(len(scale.values))]
+    rating_ids = np.asarray(rating_ids)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for i, name in enumerate(scale.names):
+        chosen = rating_ids == i
+        if chosen.any():
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=colours[i], label=f"{name} ({chosen.sum()})",
+                       alpha=0.8, edgecolors="none")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    ax.legend(title="true rating", markerscale=2, fontsize=8)
+    return _save(fig, Path(path))
+
+
+# ---- attention ----------------------------------------------------------------------------------------------------
+def choose_attention_examples(rating_ids: Sequence[int], lengths: Sequence[int], k: int, max_tokens: int = 48) -> list[int]:
+    """Up to ``k`` eval rows spread over the scale (lowest, highest, between), preferring texts that fit the plot."""
+    rating_ids, lengths = np.asarray(rating_ids), np.asarray(lengths)
+    present = sorted(set(rating_ids.tolist()))
+    if k <= 0 or not present:
+        return []
+    wanted = [present[int(round(j))] for j in np.linspace(0, len(present) - 1, min(k, len(present)))]
+    chosen = []
+    for rating in dict.fromkeys(wanted):
+        rows = np.flatnonzero(rating_ids == rating)
+        fitting = rows[lengths[rows] <= max_tokens]
+        chosen.append(int((fitting if len(fitting) else rows)[0]))
+    return chosen
+
+
+def plot_attention(examples: list[dict], path: str | Path, max_tokens: int = 48) -> Path:
+    """One panel per text: the attention of each hop and their mean over the (first ``max_tokens``) tokens.
+
+    Each example dict holds ``tokens`` (list[str]), ``attention`` ([hops, T], rows sum to one) and ``title``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(examples), 1, figsize=(min(18, 2 + 0.32 * max_tokens), 2.2 * len(examples) + 0.4),
+                             squeeze=False)
+    for ax, example in zip(axes[:, 0], examples):
+        attention = np.asarray(example["attention"], dtype=np.float64)
+        grid = np.vstack([attention, attention.mean(axis=0, keepdims=True)])[:, :max_tokens]
+        tokens = example["tokens"][:max_tokens]
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0)
+        ax.set_yticks(range(len(grid)), [f"hop {h + 1}" for h in range(len(attention))] + ["mean"], fontsize=7)
+        ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=8)
+        cut = f" (first {max_tokens} of {attention.shape[1]} tokens)" if attention.shape[1] > max_tokens else ""
+        ax.set_title(example["title"] + cut, fontsize=9, loc="left")
+        fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+    return _save(fig, Path(path))
+
+
+# ---- top words ---------------------------------------------------------------------------------------------------
+def _chinese_terms(text: str) -> list[str]:
+    """CJK characters and 2-character sequences within runs of CJK characters, less function characters."""
+    terms = []
+    for run in re.findall(r"[\u3400-\u9fff\uf900-\ufaff]+", text):
+        terms.extend(c for c in run if c not in CHINESE_STOP_CHARS)
+        terms.extend(run[i : i + 2] for i in range(len(run) - 1)
+                     if not (run[i] in CHINESE_STOP_CHARS and run[i + 1] in CHINESE_STOP_CHARS))
+    return terms
+
+
+def top_words(texts: Sequence[str], rating_ids: Sequence[int], scale: RatingScale, k: int = 10,
+              chinese: bool | None = None) -> dict[str, list[dict]]:
+    """Per rating: the ``k`` terms with the highest mean TF-IDF over that rating's reviews (IDF over all reviews),
+    with how many of its reviews contain each. Chinese: characters and character bigrams; else English words."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+    chinese = is_chinese(texts) if chinese is None else chinese
+    if chinese:
+        vectorizer = TfidfVectorizer(analyzer=_chinese_terms, sublinear_tf=True, min_df=2)
+    else:
+        vectorizer = TfidfVectorizer(lowercase=True, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z']+\b", sublinear_tf=True,
+                                     min_df=2, stop_words=sorted(ENGLISH_STOP_WORDS | ENGLISH_NOISE))
+    try:
+        matrix = vectorizer.fit_transform(list(texts))
+    except ValueError:  # every term below min_df (tiny inputs)
+        vectorizer.set_params(min_df=1)
+        matrix = vectorizer.fit_transform(list(texts))
+    vocab = np.asarray(vectorizer.get_feature_names_out())
+    rating_ids = np.asarray(rating_ids)
+    table = {}
+    for i, name in enumerate(scale.names):
+        rows = np.flatnonzero(rating_ids == i)
+        if len(rows) == 0:
+            table[name] = []
+            continue
+        sub = matrix[rows]
+        scores = np.asarray(sub.mean(axis=0)).ravel()
+        docs = np.asarray((sub > 0).sum(axis=0)).ravel()
+        best = np.argsort(-scores, kind="stable")[:k]
+        table[name] = [{"term": str(vocab[j]), "score": round(float(scores[j]), 4), "reviews": int(docs[j])}
+                       for j in best if scores[j] > 0]
+    return table
+
+
+def top_words_markdown(table: dict[str, list[dict]], counts: dict[str, int]) -> str:
+    lines = ["| rating | reviews | top terms (reviews containing it) |", "|---|---|---|"]
+    for name, terms in table.items():
+        shown = ", ".join(f"{t['term']} ({t['reviews']})" for t in terms) or "-"
+        lines.append(f"| {name} | {counts.get(name, 0)} | {shown} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- the run's results -------------------------------------------------------------------------------------------
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_rating_results(trainer, splits: RatingSplits, model_args, data_args, rating_args, tokenizer,
+                         train_seconds: float) -> dict:
+    """Final predictions, metrics, pictures, top words, predictions.jsonl, results.json and results.md."""
+    out = Path(trainer.args.output_dir)
+    prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="test")
+    if not trainer.is_world_process_zero():
+        return {}
+    scale, head = splits.scale, splits.head
+    output = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    pred_ids, points = predictions_from_output(output, scale, head)
+    true_ids = label_ids_from_targets(splits.eval["label"], scale, head)
+    final = rating_metrics(true_ids, pred_ids, scale, points if head == "regression" else None)
+    final["loss"] = prediction.metrics.get("test_loss")
+    support = np.bincount(true_ids, minlength=len(scale.values)).tolist()
+    texts, positions = splits.eval["text"], splits.eval["position"]  # materialise once: column reads copy
+
+    pictures = {
+        "confusion_matrix": plot_confusion(confusion(true_ids, pred_ids, len(scale.values)), scale.names,
+                                           out / "confusion_matrix.png",
+                                           f"row-normalised confusion (accuracy {final['accuracy']:.3f})", support),
+        "confusion_off_by_one": plot_confusion(
+            confusion(true_ids, pred_ids, len(scale.values), off_by_one=True), scale.names,
+            out / "confusion_off_by_one.png",
+            f"off-by-one: one step away counts on the diagonal\n(off-by-one accuracy "
+            f"{final['off_by_one_accuracy']:.3f})", support),
+        "rating_histogram": plot_rating_histograms(true_ids, pred_ids, scale, out / "rating_histogram.png",
+                                                   points if head == "regression" else None),
+    }
+    rng = np.random.default_rng(trainer.args.seed)
+    n_eval = len(splits.eval)
+    tsne_rows = np.sort(rng.choice(n_eval, size=min(n_eval, rating_args.tsne_points), replace=False))
+    pooled = pooled_outputs(trainer, tsne_rows.tolist())
+    if len(tsne_rows) >= 10:
+        pictures["tsne"] = plot_tsne(tsne_points(pooled["pooled"], trainer.args.seed), true_ids[tsne_rows], scale,
+                                     out / "tsne.png",
+                                     f"t-SNE of {trainer.model.config.pooling}-pooled features "
+                                     f"({len(tsne_rows)} eval texts)")
+    if trainer.model.config.pooling == "attention" and rating_args.attention_examples:
+        lengths = [len(t) for t in texts]
+        rows = choose_attention_examples(true_ids, lengths, rating_args.attention_examples)
+        got = pooled_outputs(trainer, rows)
+        examples = [{"tokens": tokenizer.convert_ids_to_tokens(ids), "attention": att,
+                     "title": f"true {scale.names[true_ids[r]]}, predicted {scale.names[pred_ids[r]]}: "
+                              f"{texts[r][:70]}"}
+                    for r, ids, att in zip(rows, got["token_ids"], got["attention"])]
+        if examples:
+            pictures["attention"] = plot_attention(examples, out / "attention.png")
+
+    counts = {name: int(c) for name, c in zip(scale.names, np.bincount(true_ids, minlength=len(scale.values)))}
+    train_ids = label_ids_from_targets(splits.train["label"], scale, head)
+    words = top_words(splits.train["text"], train_ids, scale, rating_args.top_words)
+    train_counts = {name: int(c) for name, c in zip(scale.names, np.bincount(train_ids, minlength=len(scale.values)))}
+    (out / "top_words.md").write_text(top_words_markdown(words, train_counts), encoding="utf-8")
+
+    raw = np.asarray(output, dtype=np.float64).reshape(n_eval, -1)[:, 0]
+    with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
+        for i in range(n_eval):
+            record = {"index": i, "position": positions[i], "rating": int(scale.values[true_ids[i]]),
+                      "predicted": int(scale.values[pred_ids[i]]), "text": texts[i]}
+            if head == "regression":
+                record["raw_prediction"] = round(float(raw[i]), 4)
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    losses = trainer.batch_losses()
+    if losses:
+        pictures["loss_curve"] = reports.plot_loss_curve(losses, out / "loss_curve.png", window=20)
+
+    metric_keys = ("eval_loss", "eval_accuracy", "eval_off_by_one_accuracy", "eval_macro_f1", "eval_mae")
+    rows = reports.epoch_rows(trainer.state.log_history, metric_keys)
+    config = trainer.model.config
+    results = {
+        "model": model_args.model_name_or_path,
+        "head": head,
+        "mode": config.mode,
+        "pooling": config.pooling,
+        "layers": config.layers,
+        "dataset": data_args.dataset,
+        "rating_values": list(scale.values),
+        "label_mapping": ("label id = position in rating_values" if head == "classification" else
+                          "target = the rating value itself; predictions clipped to the scale and rounded to the "
+                          "nearest rating value for accuracy, off-by-one and the matrices"),
+        "train_examples": len(splits.train),
+        "eval_examples": n_eval,
+        "data": {role: asdict(r) for role, r in splits.reports.items()},
+        "epochs": rows,
+        "final": final,
+        "per_class": per_class_report(true_ids, pred_ids, scale.names),
+        "top_words": words,
+        "pictures": {k: p.name for k, p in pictures.items()},
+        "train_seconds": round(train_seconds, 1),
+        "feature_cache": bool(config.mode == "frozen" and data_args.feature_cache and trainer.model.pooler.cacheable),
+    }
+    summary = [{k: final[k] for k in ("accuracy", "off_by_one_accuracy", "macro_f1", "mae", "rmse", "spearman")}]
+    (out / "results.md").write_text(
+        f"# Rating prediction: {results['model']} ({head}, {config.mode}, pooling={config.pooling})\n\n"
+        f"Rating values {list(scale.values)}; {len(splits.train)} train / {n_eval} eval reviews.\n\n"
+        "## Final evaluation\n\n" + reports.markdown_table(summary) +
+        "\n## Per epoch\n\n" + reports.markdown_table(rows) +
+        "\n## Top terms per rating (train, mean TF-IDF)\n\n" + top_words_markdown(words, train_counts) +
+        "\n## Pictures\n\n" + "".join(f"- {k}: {p.name}\n" for k, p in pictures.items()),
+        encoding="utf-8",
+    )
+    reports.write_json(out / "results.json", _finite(results))
+    return _finite(results)
+
+
+def train_and_report(trainer, splits: RatingSplits, model_args, data_args, rating_args, tokenizer) -> dict:
+    """Train (resuming when asked), save the model and tokenizer, then write the rating reports."""
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)
+    seconds = time.perf_counter() - start
+    trainer.save_model(trainer.args.output_dir)
+    trainer.save_state()
+    return write_rating_results(trainer, splits, model_args, data_args, rating_args, tokenizer, seconds)
+
+
+def print_summary(results: dict, output_dir: str) -> None:
+    """The headline numbers and where the files are (for the recipe's console)."""
+    if not results:
+        return
+    final = results["final"]
+    keys = ("accuracy", "off_by_one_accuracy", "macro_f1", "mae", "rmse", "spearman")
+    print(json.dumps({k: None if final[k] is None else round(final[k], 4) for k in keys}))
+    print(f"Results written to {Path(output_dir).resolve()}: results.json, results.md, predictions.jsonl, "
+          f"top_words.md, {', '.join(results['pictures'].values())}, model files")
