@@ -7,7 +7,7 @@ regressor on the rating itself, on a frozen or fine-tuned encoder, with optional
     accelerate launch recipes/rating.py recipes/rating/douban_csv.yaml     # Douban short comments CSV (GPU)
     python recipes/rating.py --head regression --mode finetune --max_train_samples 500   # flags override the YAML
 
-Results land in --output_dir (default runs/rating-<head>-<mode>): results.json, results.md, predictions.jsonl,
+Results land in --output_dir (default runs/rating-<dataset>-<head>-<mode>): results.json, results.md, predictions.jsonl,
 confusion_matrix.png, confusion_off_by_one.png, rating_histogram.png, tsne.png, attention.png (pooling=attention),
 top_words.md, loss_curve.png, the saved model (rating values in its config), and tensorboard logs.
 """
@@ -28,7 +28,8 @@ def main(argv=None) -> dict:
         (ModelArguments, DataArguments, rating.RatingArguments, ToolkitTrainingArguments), argv,
         default_config=DEFAULT_CONFIG,
     )
-    run.default_output_dir(training_args, "rating", f"{rating_args.head}-{model_args.mode}")
+    tag = f"{rating.dataset_tag(data_args.dataset)}-{rating_args.head}-{model_args.mode}"
+    run.default_output_dir(training_args, "rating", tag)
     run.setup_logging(training_args)
     run.seed_everything(training_args)
 

@@ -293,6 +293,12 @@ def resolve_path(path: str) -> Path:
                                                                   else given)
 
 
+def dataset_tag(source: str) -> str:
+    """A short name for output folders: douban_dmr for .../douban_dmr/reviews.json, else the file or folder stem."""
+    path = Path(source)
+    return (path.parent.name if path.name == "reviews.json" else path.stem or path.name).lower() or "data"
+
+
 def resolve_model_name(name_or_path: str) -> str:
     """A model path relative to the repository root when it is not found from here; aliases and hub ids as given."""
     if "/" not in name_or_path and "\\" not in name_or_path:

@@ -49,9 +49,17 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    import warnings
+
     import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    if any("Glyph" in str(w.message) for w in caught):
+        logger.warning("%s: some characters have no glyph in the installed fonts (install a CJK font such as "
+                       "fonts-noto-cjk or fonts-wqy-microhei to see Chinese labels).", path.name)
 
     plt.close(fig)
     return path
@@ -125,15 +133,18 @@ def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], sca
 
 # ---- t-SNE ------------------------------------------------------------------------------------------------------
 def tsne_points(features: np.ndarray, seed: int) -> np.ndarray:
-    """2-D t-SNE (after PCA to at most 50 dimensions), seeded."""
+    """2-D t-SNE (after PCA to at most 50 dimensions), seeded. One thread: OpenMP spinning on a busy shared CPU made
+    it 5-40x slower."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     features = np.asarray(features, dtype=np.float64)
     dims = min(50, features.shape[0] - 1, features.shape[1])
     reduced = PCA(n_components=dims, random_state=seed).fit_transform(features) if features.shape[1] > dims else features
     perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3)))
-    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(reduced)
+    with threadpool_limits(1):
+        return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(reduced)
 
 
 def plot_tsne(points: np.ndarray, rating_ids: Sequence[int], scale: RatingScale, path: str | Path,
