@@ -120,6 +120,21 @@ class ToolkitTrainingArguments(TrainingArguments):
     save_total_limit: int | None = field(default=1, metadata={"help": "Checkpoints kept on disk."})
     logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
     report_to: None | str | list[str] = field(default="tensorboard", metadata={"help": "Loggers: tensorboard or none."})
+    precision: str = field(
+        default="auto",
+        metadata={"help": "auto (bf16 on GPUs that support it, else fp32), fp32, bf16 or fp16; sets --bf16/--fp16."},
+    )
+
+    def __post_init__(self):
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"--precision {self.precision!r} is not one of auto, fp32, bf16, fp16.")
+        if self.precision == "auto" and not (self.bf16 or self.fp16) and not self.use_cpu:
+            import torch
+
+            self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        elif self.precision != "auto":
+            self.bf16, self.fp16 = self.precision == "bf16", self.precision == "fp16"
+        super().__post_init__()
 
 
 def parse_args(

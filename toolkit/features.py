@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def compute_features(model, tokenized, collator, batch_size: int = 64, device: s
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in tokenized.column_names]
     rows = tokenized.select_columns(columns)
     out: list[torch.Tensor | None] = [None] * len(order)
-    for start in range(0, len(order), batch_size):
+    for start in tqdm(range(0, len(order), batch_size), desc="encode features", unit="batch"):
         idx = order[start : start + batch_size]
         batch = collator([rows[i] for i in idx])
         batch = {k: v.to(device) for k, v in batch.items() if k in columns}

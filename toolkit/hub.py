@@ -87,7 +87,7 @@ def resolve_model_path(name_or_path: str, cache_dir: str | os.PathLike | None = 
     alias = ALIASES.get(name_or_path.lower())
     if alias is not None:
         return str(extract_embedded(alias, cache_dir))
-    if name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").replace("/", "", 1):
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:  # a path, not "org/name"
         raise ModelNotAvailableError(f"Model directory '{name_or_path}' does not exist.")
     try:
         from huggingface_hub import hf_hub_download
@@ -97,6 +97,7 @@ def resolve_model_path(name_or_path: str, cache_dir: str | os.PathLike | None = 
         raise ModelNotAvailableError(
             f"Could not fetch '{name_or_path}' from the Hugging Face hub ({type(err).__name__}). "
             f"Offline alternatives: an embedded alias ({', '.join(sorted(EMBEDDED_MODELS))}) "
-            f"or a local directory holding config.json, weights and tokenizer files."
+            f"or a local directory holding config.json, weights and tokenizer files. On a machine without network, "
+            f"HF_HUB_OFFLINE=1 skips the hub's retries."
         ) from None
     return name_or_path

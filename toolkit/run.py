@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,8 @@ def write_classification_results(trainer: ToolkitTrainer, splits: Splits, model_
         "per_class": per_class_report(labels, probabilities.argmax(-1), names),
         "train_seconds": round(train_seconds, 1),
         "feature_cache": bool(trainer.model.is_frozen and data_args.feature_cache and trainer.model.pooler.cacheable),
+        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
+        "tokens": trainer.token_counts(),
     }
     results["misclassified"] = reports.write_misclassified(out / "misclassified.jsonl", splits.eval["text"], labels,
                                                            probabilities, names, extra)
@@ -165,8 +168,6 @@ def write_classification_results(trainer: ToolkitTrainer, splits: Splits, model_
 def train_and_report(trainer: ToolkitTrainer, splits: Splits, model_args: ModelArguments,
                      data_args: DataArguments) -> dict:
     """Train (resuming from the last checkpoint when asked), save the model and tokenizer, write the reports."""
-    import time
-
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)
     seconds = time.perf_counter() - start

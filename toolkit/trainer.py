@@ -1,4 +1,4 @@
-"""Trainer subclasses and callbacks shared by the recipes."""
+"""Trainer subclasses shared by the recipes."""
 
 from __future__ import annotations
 
@@ -7,16 +7,23 @@ from transformers import Trainer
 
 
 class ToolkitTrainer(Trainer):
-    """``Trainer`` that keeps every batch's training loss, for the smoothed loss curve.
+    """``Trainer`` that keeps every batch's training loss (for the smoothed loss curve) and counts real
+    and padded tokens (padding efficiency).
 
-    Losses stay on the device as 0-d tensors until read, so recording them costs no sync.
+    Both stay on the device until read, so recording them costs no host sync per step.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._batch_losses: list[torch.Tensor] = []
+        self._real_tokens: torch.Tensor | int = 0
+        self._padded_tokens = 0
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        mask = inputs.get("attention_mask")
+        if mask is not None:
+            self._real_tokens = self._real_tokens + mask.sum()
+            self._padded_tokens += mask.numel()
         loss = super().training_step(model, inputs, num_items_in_batch)
         self._batch_losses.append(loss.detach())
         return loss
@@ -26,3 +33,10 @@ class ToolkitTrainer(Trainer):
         if not self._batch_losses:
             return []
         return torch.stack(self._batch_losses).float().cpu().tolist()
+
+    def token_counts(self) -> dict[str, float]:
+        """Real and padded (real + padding) tokens this process trained on, and their ratio."""
+        real = int(self._real_tokens)
+        padded = self._padded_tokens
+        return {"real_tokens": real, "padded_tokens": padded,
+                "padding_efficiency": round(real / padded, 4) if padded else None}
