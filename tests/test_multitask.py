@@ -181,6 +181,10 @@ def test_encode_labels_maps_strings_sparse_ints_and_missing():
     assert (ids, names) == ([1, IGNORE_INDEX, 0, 1], ["a", "b"])
     ids, names = encode_labels([1, 10, 7, 4], TaskSpec("r", "rating"), "demo")  # IMDB ratings as 8-way classes
     assert (ids, names) == ([0, 3, 2, 1], ["1", "4", "7", "10"])
+    ids, _ = encode_labels([10, 1], TaskSpec("r", "rating"), "eval", names)  # eval reuses train's names by value
+    assert ids == [3, 0]
+    with pytest.raises(DataError, match=r"labels \[5\] are not in the label set"):
+        encode_labels([5], TaskSpec("r", "rating"), "eval", names)
     values, names = encode_labels([1, None, 7.5], TaskSpec("r", "rating", "regression"), "demo")
     assert values[0] == 1.0 and math.isnan(values[1]) and names == []
 

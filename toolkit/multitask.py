@@ -456,6 +456,12 @@ def encode_labels(values: Sequence, spec: TaskSpec, source: str,
     if any(float(v) != int(v) for v in present):
         raise DataError(f"{where}: non-integer class labels; declare the task as name:column:regression.")
     ints = sorted({int(v) for v in present})
+    if names and all(re.fullmatch(r"-?\d+", n) for n in names) and names != [str(i) for i in range(len(names))]:
+        index = {n: i for i, n in enumerate(names)}  # names read off sparse integer labels (ratings): map by value
+        bad = [v for v in ints if str(v) not in index]
+        if bad:
+            raise DataError(f"{where}: labels {bad[:5]} are not in the label set {names}.")
+        return [IGNORE_INDEX if _missing(v) else index[str(int(v))] for v in values], list(names)
     if names:
         bad = [v for v in ints if not 0 <= v < len(names)]
         if bad:
@@ -662,7 +668,7 @@ def write_multitask_results(trainer: MultiTaskTrainer, splits: MultiTaskSplits, 
         probs = softmax(np.asarray(logits, dtype=np.float64)[rows])
         y = np.asarray(labels)[rows].astype(int)
         per_class[task.name] = per_class_report(y, probs.argmax(-1), task.label_names)
-        texts = [splits.eval[int(i)]["text"] for i in rows] if len(rows) < len(splits.eval) else splits.eval["text"]
+        texts = splits.eval.select(rows)["text"] if len(rows) < len(splits.eval) else splits.eval["text"]
         misclassified[task.name] = reports.write_misclassified(out / f"misclassified_{task.name}.jsonl", texts, y,
                                                                probs, task.label_names)
     metric_keys = ["eval_loss"] + [f"eval_{k}" for t in trainer.tasks for k in
