@@ -1,0 +1,37 @@
+"""Predict the emotion of Weibo posts with the model train.sh saved (a thin wrapper over toolkit.inference).
+
+    python inference.py --input '你是个什么东西,垃圾' --device cpu
+    python inference.py --model runs/weibo-emotion-zh-mini --file posts.txt --output predictions.jsonl
+
+The post is cleaned exactly as in training (the cleaning options are saved in the model's config).
+--model defaults to runs/weibo-emotion (train.sh's output) and --max_length to 140 (the training length).
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # run from a fresh clone without installing
+
+DEFAULT_MODEL = ROOT / "runs" / "weibo-emotion"
+DEFAULT_MAX_LENGTH = "140"
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not {"-h", "--help"} & set(argv):
+        if not any(a == "--model" or a.startswith("--model=") for a in argv):
+            if not (DEFAULT_MODEL / "config.json").is_file():
+                print(f"inference.py: no trained model at {DEFAULT_MODEL} yet. Train one with `sh train.sh`, "
+                      "or pass --model DIR (a saved toolkit model directory).", file=sys.stderr)
+                return 2
+            argv = ["--model", str(DEFAULT_MODEL)] + argv
+        if not any(a == "--max_length" or a.startswith("--max_length=") for a in argv):
+            argv += ["--max_length", DEFAULT_MAX_LENGTH]
+    from toolkit.inference import main as inference_main
+
+    return inference_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
