@@ -1,15 +1,15 @@
 """Star-rating prediction (Douban 1-5, IMDB 1-10): a classification head over the rating values, or a
 regressor on the rating itself, on a frozen or fine-tuned encoder, with optional self-attentive pooling.
 
-    accelerate launch recipes/rating.py                                    # recipes/rating/imdb_cpu.yaml: MiniLM, frozen
+    accelerate launch recipes/rating.py                                # recipes/rating/imdb_cpu.yaml: MiniLM, frozen
     accelerate launch recipes/rating.py recipes/rating/douban_dmr.yaml     # DMR Douban reviews, zh-mini-mlm, frozen
     accelerate launch recipes/rating.py recipes/rating/douban_dmr_attention.yaml   # self-attentive pooling
     accelerate launch recipes/rating.py recipes/rating/douban_csv.yaml     # Douban short comments CSV (GPU)
-    python recipes/rating.py --head regression --mode finetune --max_train_samples 500   # flags override the YAML
+    python recipes/rating.py --head regression --mode finetune --max_train_samples 500  # flags override the YAML
 
-Results land in --output_dir (default runs/rating-<dataset>-<head>-<mode>): results.json, results.md, predictions.jsonl,
-confusion_matrix.png, confusion_off_by_one.png, rating_histogram.png, tsne.png, attention.png (pooling=attention),
-top_words.md, loss_curve.png, the saved model (rating values in its config), and tensorboard logs.
+Results land in --output_dir (default runs/rating-<dataset>-<head>-<mode>): results.json, results.md,
+predictions.jsonl, confusion_matrix.png, confusion_off_by_one.png, rating_histogram.png, tsne.png, attention.png
+(pooling=attention), top_words.md, loss_curve.png, the saved model (rating values in its config), tensorboard logs.
 """
 
 import sys

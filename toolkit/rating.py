@@ -59,7 +59,9 @@ class RatingArguments:
     def __post_init__(self):
         if self.head not in HEADS:
             raise ValueError(f"--head {self.head!r} is not one of {HEADS}.")
-        if self.rating_range is not None and (len(self.rating_range) != 2 or self.rating_range[0] >= self.rating_range[1]):
+        bad_range = self.rating_range is not None and (len(self.rating_range) != 2
+                                                       or self.rating_range[0] >= self.rating_range[1])
+        if bad_range:
             raise ValueError(f"--rating_range {self.rating_range} must be two numbers, low < high (e.g. 1 5).")
         if self.rating_values is not None and len(set(self.rating_values)) < 2:
             raise ValueError(f"--rating_values {self.rating_values} needs at least two distinct values.")
@@ -181,8 +183,9 @@ def validate_ratings(raw: Sequence[Any], positions: Sequence[str], source: str, 
             bad.append(f"{where}: {shown}")
         ratings.append(rating)
     if bad:
+        shown = "; ".join(bad[:10]) + ("; ..." if len(bad) > 10 else "")
         raise DataError(
-            f"{source}: {len(bad)} record(s) have a bad rating ({'; '.join(bad[:10])}{'; ...' if len(bad) > 10 else ''}). "
+            f"{source}: {len(bad)} record(s) have a bad rating ({shown}). "
             f"Ratings must be whole numbers from {low} to {high}: fix or remove those records, or set --rating_range."
         )
     return ratings
@@ -269,7 +272,8 @@ def read_douban_dmr(path: str | Path, low: int = 1, high: int = 5, deduplicate: 
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err}).") from None
     if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object of reviews (review0, review1, ...), got {type(data).__name__}.")
+        raise DataError(f"{path}: expected a JSON object of reviews (review0, review1, ...), "
+                        f"got {type(data).__name__}.")
     return _records_to_dataset(_dmr_records(data, path), str(path), "douban_dmr", low, high, deduplicate)
 
 
@@ -289,8 +293,9 @@ def read_rating_table(source: str, split: str, text_column: str = "text", rating
 def resolve_path(path: str) -> Path:
     """A path as given, or relative to the repository root (so `../shared/...` works from any directory)."""
     given = Path(path).expanduser()
-    return given if given.exists() or given.is_absolute() else (REPO_ROOT / given if (REPO_ROOT / given).exists()
-                                                                  else given)
+    if given.exists() or given.is_absolute() or not (REPO_ROOT / given).exists():
+        return given
+    return REPO_ROOT / given
 
 
 def dataset_tag(source: str) -> str:
@@ -416,8 +421,9 @@ def build_rating_model(model_args, scale: RatingScale, head: str, cleaning: dict
     else:
         labels = {"num_labels": len(scale.values), "problem_type": "single_label_classification",
                   "id2label": dict(enumerate(scale.names)), "label2id": {n: i for i, n in enumerate(scale.names)}}
-    return EncoderClassifier.from_encoder(model_args.model_name_or_path, cache_dir=model_args.model_cache_dir, rating_values=list(scale.values),
-                                          cleaning=cleaning, **labels, **model_args.head_kwargs())
+    return EncoderClassifier.from_encoder(model_args.model_name_or_path, cache_dir=model_args.model_cache_dir,
+                                          rating_values=list(scale.values), cleaning=cleaning, **labels,
+                                          **model_args.head_kwargs())
 
 
 def pooled_outputs(trainer, indices: Sequence[int]) -> dict[str, list]:

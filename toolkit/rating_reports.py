@@ -28,7 +28,9 @@ logger = logging.getLogger(__name__)
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
              "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-ENGLISH_NOISE = {"br", "film", "movie", "films", "movies"}  # html line breaks and the two words every review has
+# html line breaks, the two words every review has, and what contractions leave behind (don't -> don)
+ENGLISH_NOISE = {"br", "film", "movie", "films", "movies", "don", "doesn", "didn", "isn", "wasn", "aren", "ve", "ll",
+                 "re", "couldn", "wouldn", "haven"}
 # Function characters that top every Chinese rating's list (plus 电影 "film"); a bigram is dropped only when both of
 # its characters are here, so 不错 and 好看 stay.
 CHINESE_STOP_CHARS = set("的了是一我也在有这就都和人他她它们个之与及把被那你吗吧啊呢着过得地么电影部")
@@ -122,7 +124,8 @@ def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], sca
     ax.legend()
     if raw_predictions is not None:
         ax = axes[0, 1]
-        edges = np.linspace(scale.values[0] - 0.5, scale.values[-1] + 0.5, 4 * (scale.values[-1] - scale.values[0]) + 5)
+        low, high = scale.values[0], scale.values[-1]
+        edges = np.linspace(low - 0.5, high + 0.5, 4 * (high - low) + 5)
         ax.hist(np.asarray(raw_predictions), bins=edges, alpha=0.8, color="tab:orange", label="predicted (clipped)")
         ax.hist(scale.to_values(true_ids), bins=edges, histtype="step", linewidth=1.5, color="tab:blue", label="true")
         ax.set_xlabel("rating")
@@ -141,7 +144,9 @@ def tsne_points(features: np.ndarray, seed: int) -> np.ndarray:
 
     features = np.asarray(features, dtype=np.float64)
     dims = min(50, features.shape[0] - 1, features.shape[1])
-    reduced = PCA(n_components=dims, random_state=seed).fit_transform(features) if features.shape[1] > dims else features
+    reduced = features
+    if features.shape[1] > dims:
+        reduced = PCA(n_components=dims, random_state=seed).fit_transform(features)
     perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3)))
     with threadpool_limits(1):
         return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(reduced)
@@ -167,7 +172,8 @@ def plot_tsne(points: np.ndarray, rating_ids: Sequence[int], scale: RatingScale,
 
 
 # ---- attention ----------------------------------------------------------------------------------------------------
-def choose_attention_examples(rating_ids: Sequence[int], lengths: Sequence[int], k: int, max_tokens: int = 48) -> list[int]:
+def choose_attention_examples(rating_ids: Sequence[int], lengths: Sequence[int], k: int,
+                              max_tokens: int = 48) -> list[int]:
     """Up to ``k`` eval rows spread over the scale (lowest, highest, between), preferring texts that fit the plot."""
     rating_ids, lengths = np.asarray(rating_ids), np.asarray(lengths)
     present = sorted(set(rating_ids.tolist()))
@@ -208,7 +214,7 @@ def _chinese_terms(text: str) -> list[str]:
     terms = []
     for run in re.findall(r"[\u3400-\u9fff\uf900-\ufaff]+", text):
         terms.extend(c for c in run if c not in CHINESE_STOP_CHARS)
-        terms.extend(run[i : i + 2] for i in range(len(run) - 1)
+        terms.extend(run[i:i + 2] for i in range(len(run) - 1)
                      if not (run[i] in CHINESE_STOP_CHARS and run[i + 1] in CHINESE_STOP_CHARS))
     return terms
 
@@ -223,7 +229,7 @@ def top_words(texts: Sequence[str], rating_ids: Sequence[int], scale: RatingScal
     if chinese:
         vectorizer = TfidfVectorizer(analyzer=_chinese_terms, sublinear_tf=True, min_df=2)
     else:
-        vectorizer = TfidfVectorizer(lowercase=True, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z']+\b", sublinear_tf=True,
+        vectorizer = TfidfVectorizer(lowercase=True, token_pattern=r"(?u)\b[a-zA-Z]{2,}\b", sublinear_tf=True,
                                      min_df=2, stop_words=sorted(ENGLISH_STOP_WORDS | ENGLISH_NOISE))
     try:
         matrix = vectorizer.fit_transform(list(texts))
@@ -314,7 +320,6 @@ def write_rating_results(trainer, splits: RatingSplits, model_args, data_args, r
         if examples:
             pictures["attention"] = plot_attention(examples, out / "attention.png")
 
-    counts = {name: int(c) for name, c in zip(scale.names, np.bincount(true_ids, minlength=len(scale.values)))}
     train_ids = label_ids_from_targets(splits.train["label"], scale, head)
     words = top_words(splits.train["text"], train_ids, scale, rating_args.top_words)
     train_counts = {name: int(c) for name, c in zip(scale.names, np.bincount(train_ids, minlength=len(scale.values)))}
@@ -356,7 +361,10 @@ def write_rating_results(trainer, splits: RatingSplits, model_args, data_args, r
         "pictures": {k: p.name for k, p in pictures.items()},
         "train_seconds": round(train_seconds, 1),
         "feature_cache": bool(config.mode == "frozen" and data_args.feature_cache and trainer.model.pooler.cacheable),
+        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
     }
+    if hasattr(trainer, "token_counts"):
+        results["tokens"] = trainer.token_counts()
     summary = [{k: final[k] for k in ("accuracy", "off_by_one_accuracy", "macro_f1", "mae", "rmse", "spearman")}]
     (out / "results.md").write_text(
         f"# Rating prediction: {results['model']} ({head}, {config.mode}, pooling={config.pooling})\n\n"
