@@ -195,11 +195,13 @@ def main(argv=None) -> str:
 
     train_all, eval_ds = cached(train_rows), cached(eval_rows)
     encode_s = time.perf_counter() - t0
-    conditions = [("sentiment only", [SENTIMENT]), ("rating only", [RATING]), ("both (multi-task)", [SENTIMENT, RATING])]
+    conditions = [("sentiment only", [SENTIMENT]), ("rating only", [RATING]),
+                  ("both (multi-task)", [SENTIMENT, RATING])]
     regimes = [("top layer trained", True)] + ([] if args.no_frozen_control else [("frozen (control)", False)])
     rows = []
     for n in args.sizes:
-        train_ds = CachedStates(train_all.hidden[:n], train_all.mask[:n], train_all.sentiment[:n], train_all.rating[:n])
+        train_ds = CachedStates(train_all.hidden[:n], train_all.mask[:n], train_all.sentiment[:n],
+                                train_all.rating[:n])
         for regime, train_top in regimes:
             if not train_top and n != min(args.sizes):
                 continue  # the control needs one size only

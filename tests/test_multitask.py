@@ -306,6 +306,7 @@ def test_every_yaml_parses(config):
     assert (task_args.task_datasets is None) == ("hotel_waimai" not in config.name)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(reason="toolkit.inference.load_model calls AutoConfig.from_pretrained before importing "
                    "toolkit.multitask, so toolkit_multitask is not registered in a fresh process", strict=False)
 def test_inference_cli_subprocess(tiny_bert, tmp_path):
