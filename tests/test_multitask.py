@@ -73,6 +73,19 @@ def test_loss_is_weighted_sum_of_head_losses(tiny_bert):
     assert args.label_names == ["labels_sentiment", "labels_topic", "labels_rating"] and trainer.can_return_loss
 
 
+def test_regression_head_learns_standardised_targets(tiny_bert):
+    tasks = [TASKS[0], {**TASKS[2], "target_mean": 5.0, "target_std": 2.0}]
+    model = make_model(tiny_bert, tasks=tasks).eval()
+    raw = model.heads["rating"](model.pool(**batch(tiny_bert)).pooled)
+    rating = torch.tensor([9.0, 2.0, 8.0, 1.0, 7.0, 10.0])
+    out = model(**batch(tiny_bert), labels_rating=rating)
+    torch.testing.assert_close(out.task_logits["rating"], raw * 2.0 + 5.0)  # reported in stars
+    torch.testing.assert_close(out.task_losses["rating"], ((raw.squeeze(-1) - (rating - 5.0) / 2.0) ** 2).mean())
+    assert model.config.task("rating").target_std == 2.0
+    with pytest.raises(ValueError, match="std > 0"):
+        TaskConfig("r", 1, "regression", target_std=0.0)
+
+
 def test_head_gets_no_gradient_from_batches_without_its_task(tiny_bert):
     model = make_model(tiny_bert).train()
     # situation 2: every row belongs to "sentiment"; the topic labels given for them must not count
@@ -245,6 +258,8 @@ def test_recipe_imdb_both_labels_end_to_end(tiny_bert, shared_data, tmp_path, ca
     assert sentiment["n"] == 100 and 0.0 <= sentiment["accuracy"] <= 1.0 and 0.0 <= sentiment["macro_f1"] <= 1.0
     assert rating["n"] == 100 and 0 < rating["mae"] <= rating["rmse"] < 10
     assert saved["loss_weights"] == {"sentiment": 1.0, "rating": 0.1}
+    rating_task = next(t for t in saved["tasks"] if t["name"] == "rating")  # standardised on the 200 train ratings
+    assert 4.0 < rating_task["target_mean"] < 7.0 and 2.5 < rating_task["target_std"] < 4.5
     assert len(saved["epochs"]) == 2 and "eval_loss_rating" in saved["epochs"][-1]
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     train_logs = [h for h in history if "loss" in h]

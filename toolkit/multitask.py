@@ -8,6 +8,9 @@ where an example has no label for that task. Two data situations are built here:
    mean over the examples of its own task in the batch (other rows are masked), and a task with no example in
    a batch adds nothing, so its head gets no gradient from that batch. Task sampling is proportional to
    dataset size (``sampling_temperature=1``) or temperature-scaled, p_t ∝ n_t^(1/T).
+
+A regression head learns standardised targets (mean/std of its training labels, kept in its ``TaskConfig``) so its
+MSE is on the scale of a cross-entropy; its outputs (``task_logits``) are in the label's own units.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class TaskConfig:
     problem_type: str = "single_label_classification"
     loss_weight: float = 1.0
     id2label: dict[int, str] = field(default_factory=dict)
+    target_mean: float = 0.0  # regression: the head predicts (y - mean) / std, so its loss is on the scale of CE
+    target_std: float = 1.0
 
     def __post_init__(self):
         where = f"task {self.name!r}"
@@ -62,6 +67,9 @@ class TaskConfig:
             if self.num_labels != 1:
                 raise ValueError(f"{where}: a regression head has num_labels=1, got {self.num_labels}.")
             self.id2label = {}
+            if not (math.isfinite(self.target_mean) and math.isfinite(self.target_std) and self.target_std > 0):
+                raise ValueError(f"{where}: target_mean={self.target_mean} / target_std={self.target_std} must be "
+                                 "finite with std > 0.")
         else:
             if self.num_labels < 2:
                 raise ValueError(f"{where}: a classification head needs num_labels >= 2, got {self.num_labels}.")
@@ -149,7 +157,8 @@ def task_loss(task: TaskConfig, logits: torch.Tensor, labels: torch.Tensor) -> t
         present = ~torch.isnan(labels)
         if not bool(present.any()):
             return None
-        return nn.functional.mse_loss(logits.squeeze(-1).float()[present], labels[present])
+        error = (logits.squeeze(-1).float()[present] - labels[present]) / task.target_std
+        return error.pow(2).mean()  # MSE in standard deviations of the training labels
     labels = labels.long()
     present = labels != IGNORE_INDEX
     if not bool(present.any()):
@@ -193,6 +202,9 @@ class MultiTaskModel(EncoderHeadModel):
                              f"{list(self.heads)}.")
         pooled = self.pool(input_ids, attention_mask, token_type_ids, features)
         task_logits = {t.name: self.heads[t.name](pooled.pooled) for t in self.tasks}
+        for t in self.tasks:  # regression heads report values in the label's units
+            if t.is_regression:
+                task_logits[t.name] = task_logits[t.name] * t.target_std + t.target_mean
         task_losses = {}
         for i, task in enumerate(self.tasks):
             target = labels.get(task.label_column)
@@ -236,7 +248,7 @@ def task_metrics(task: TaskConfig, logits: np.ndarray, labels: np.ndarray) -> di
         if not present.any():
             return {}
         err = logits.reshape(len(logits), -1)[:, 0][present] - labels[present]
-        return {"loss": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
+        return {"loss": float(np.mean((err / task.target_std) ** 2)), "mae": float(np.mean(np.abs(err))),
                 "rmse": float(np.sqrt(np.mean(err ** 2))), "n": int(present.sum())}
     present = labels != IGNORE_INDEX
     if not present.any():
@@ -563,8 +575,13 @@ def load_multitask_splits(
                 raise DataError(f"task {spec.name!r} [{role}]: no label column '{spec.column}' for task {spec.name!r} "
                                 f"(columns: {ds.column_names}).")
             encoded[(role, j)], names = encode_labels(ds[spec.column], spec, f"task {spec.name} [{role}]", names)
+        scale = {}
+        if spec.problem_type == "regression":
+            values = np.asarray([v for (role, _), vs in encoded.items() if role == "train" for v in vs], dtype=float)
+            values = values[~np.isnan(values)]
+            scale = {"target_mean": float(values.mean()), "target_std": float(values.std()) or 1.0}
         tasks.append(TaskConfig(spec.name, 1 if spec.problem_type == "regression" else len(names),
-                                spec.problem_type, weights[i], dict(enumerate(names))))
+                                spec.problem_type, weights[i], dict(enumerate(names)), **scale))
         for role in ("train", "eval"):
             for j, (ti, ds) in enumerate(raw[role]):
                 if (role, j) in encoded:
