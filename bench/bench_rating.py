@@ -15,6 +15,7 @@ and results stay under --output_dir.
 """
 
 import argparse
+import contextlib
 import importlib.util
 import platform
 import sys
@@ -106,7 +107,9 @@ def main() -> None:
         mode = extra[extra.index("--mode") + 1]
         out = Path(args.output_dir) / f"{data.split()[0].lower()}-{head}-{mode}-{pooling}"
         start = time.perf_counter()
-        results = run([*common, *extra, "--head", head, "--output_dir", str(out)])
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "console.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            results = run([*common, *extra, "--head", head, "--output_dir", str(out)])  # Trainer logs -> console.log
         sizes = f"{results['train_examples']}/{results['eval_examples']}"
         rows.append((data, model, head, mode, pooling, results["final"], time.perf_counter() - start, sizes))
         print(f"done: {out.name} in {rows[-1][-2]:.0f} s", file=sys.stderr, flush=True)

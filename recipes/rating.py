@@ -39,7 +39,8 @@ def main(argv=None) -> dict:
     # ---- tokenizer and model ------------------------------------------------------------------------------------
     model_args.model_name_or_path = rating.resolve_model_name(model_args.model_name_or_path)
     tokenizer = run.load_tokenizer(model_args)
-    model = rating.build_rating_model(model_args, splits.scale, rating_args.head, rating.cleaning_options(rating_args))
+    model = rating.build_rating_model(model_args, splits.scale, rating_args.head, rating.cleaning_options(rating_args),
+                                      target_mean=splits.mean_rating)
 
     # ---- train and report ---------------------------------------------------------------------------------------
     trainer = run.build_trainer(model, tokenizer, splits, model_args, data_args, training_args,

@@ -176,6 +176,18 @@ def test_clean_uses_toolkit_cleaning_and_records_its_options(monkeypatch):
     assert cleaning_options(RatingArguments()) is None
 
 
+def test_regressor_output_bias_starts_at_the_mean_rating(tiny_bert):
+    from toolkit.args import ModelArguments
+    from toolkit.rating import build_rating_model
+
+    args = ModelArguments(model_name_or_path=str(tiny_bert), mode="frozen", pooling="mean")
+    model = build_rating_model(args, IMDB, "regression", target_mean=6.25)
+    assert model.config.problem_type == "regression" and model.config.num_labels == 1
+    assert model.head[-1].bias.tolist() == [6.25] and model.config.rating_values == list(IMDB.values)
+    classifier = build_rating_model(args, IMDB, "classification", target_mean=6.25)
+    assert classifier.config.id2label[4] == "7" and classifier.head[-1].bias.abs().max() < 1
+
+
 def test_rating_arguments_validate():
     with pytest.raises(ValueError, match="--head 'ordinal'"):
         RatingArguments(head="ordinal")
@@ -300,6 +312,7 @@ def test_recipe_imdb_regression_on_the_eight_present_ratings(tmp_path, tiny_bert
     assert results["rating_values"] == [1, 2, 3, 4, 7, 8, 9, 10] and results["feature_cache"]
     assert config["problem_type"] == "regression" and "attention" not in results["pictures"]
     raw = np.array([r["raw_prediction"] for r in records])
+    assert 3 < np.median(raw) < 8  # the output bias starts at the mean training rating (~5.5), not at 0
     rounded = IMDB.to_values(IMDB.nearest_ids(raw))
     assert np.array_equal(rounded, [r["predicted"] for r in records])
     errors = np.clip(raw, 1, 10) - [r["rating"] for r in records]

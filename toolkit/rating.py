@@ -345,6 +345,10 @@ class RatingSplits:
     def label_names(self) -> list[str]:
         return self.scale.names
 
+    @property
+    def mean_rating(self) -> float:
+        return float(np.mean(self.train["rating"]))
+
 
 def _stratified_split(ds: datasets.Dataset, fraction: float, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
     from sklearn.model_selection import train_test_split
@@ -412,8 +416,12 @@ def cleaning_options(rating_args: RatingArguments) -> dict | None:
 
 
 # ---- model -------------------------------------------------------------------------------------------------------
-def build_rating_model(model_args, scale: RatingScale, head: str, cleaning: dict | None = None):
-    """``EncoderClassifier`` with one class per scale value, or one output with problem_type regression."""
+def build_rating_model(model_args, scale: RatingScale, head: str, cleaning: dict | None = None,
+                       target_mean: float | None = None):
+    """``EncoderClassifier`` with one class per scale value, or one output with problem_type regression.
+
+    A regressor's output bias starts at ``target_mean`` (the mean training rating): its target is the raw rating, and
+    from 0 a fine-tuning learning rate (1e-5..5e-5) needs many epochs just to climb to the middle of the scale."""
     from .modeling import EncoderClassifier
 
     if head == "regression":
@@ -421,9 +429,15 @@ def build_rating_model(model_args, scale: RatingScale, head: str, cleaning: dict
     else:
         labels = {"num_labels": len(scale.values), "problem_type": "single_label_classification",
                   "id2label": dict(enumerate(scale.names)), "label2id": {n: i for i, n in enumerate(scale.names)}}
-    return EncoderClassifier.from_encoder(model_args.model_name_or_path, cache_dir=model_args.model_cache_dir,
-                                          rating_values=list(scale.values), cleaning=cleaning, **labels,
-                                          **model_args.head_kwargs())
+    model = EncoderClassifier.from_encoder(model_args.model_name_or_path, cache_dir=model_args.model_cache_dir,
+                                           rating_values=list(scale.values), cleaning=cleaning, **labels,
+                                           **model_args.head_kwargs())
+    if head == "regression" and target_mean is not None:
+        import torch
+
+        with torch.no_grad():
+            model.head[-1].bias.fill_(float(target_mean))
+    return model
 
 
 def pooled_outputs(trainer, indices: Sequence[int]) -> dict[str, list]:

@@ -125,7 +125,7 @@ def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], sca
     if raw_predictions is not None:
         ax = axes[0, 1]
         low, high = scale.values[0], scale.values[-1]
-        edges = np.linspace(low - 0.5, high + 0.5, 4 * (high - low) + 5)
+        edges = np.arange(low - 0.625, high + 0.626, 0.25)  # bins of a quarter star centred on whole ratings
         ax.hist(np.asarray(raw_predictions), bins=edges, alpha=0.8, color="tab:orange", label="predicted (clipped)")
         ax.hist(scale.to_values(true_ids), bins=edges, histtype="step", linewidth=1.5, color="tab:blue", label="true")
         ax.set_xlabel("rating")
