@@ -85,7 +85,8 @@ def main(argv=None) -> dict:
         "eval_perplexity": math.exp(min(metrics["eval_loss"], 50)),
     }
     write_json(out / "results.json", results)
-    print({k: results[k] for k in ("init_from", "vocab_size", "parameters", "steps", "train_seconds", "eval_mlm_loss")})
+    keys = ("init_from", "vocab_size", "parameters", "steps", "train_seconds", "eval_mlm_loss")
+    print({k: results[k] for k in keys})
     print(f"Model and tokenizer written to {out.resolve()}; fine-tune with "
           f"`accelerate launch recipes/weibo_emotion.py --model_name_or_path {out}`")
     return results

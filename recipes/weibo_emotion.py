@@ -1,6 +1,6 @@
 """SMP2020-EWECT Weibo emotion (six labels): fine-tune a Chinese BERT, keep the best epoch by eval macro-F1.
 
-    accelerate launch recipes/weibo_emotion.py                                          # recipes/weibo_emotion/cpu.yaml
+    accelerate launch recipes/weibo_emotion.py                                       # recipes/weibo_emotion/cpu.yaml
     accelerate launch recipes/weibo_emotion.py recipes/weibo_emotion/bert_base_chinese.yaml  # the study (GPU, hub)
     accelerate launch recipes/weibo_emotion.py recipes/weibo_emotion/zh_mini_mlm.yaml    # offline model, GPU
     python recipes/weibo_emotion.py --class_weighting balanced --max_train_samples 500  # any flag overrides the YAML

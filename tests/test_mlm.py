@@ -87,6 +87,7 @@ def test_time_limit_callback_stops_training():
     assert not mlm.TimeLimitCallback(None).on_step_end(args, state, TrainerControl()).should_training_stop
 
 
+@pytest.mark.slow
 def test_pretrain_recipe_from_scratch_then_continue(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(CORPUS), encoding="utf-8")

@@ -110,7 +110,8 @@ def resolve_split_file(split: str, dataset: str = "smp2020_ewect", data_dir: str
     path = Path(split).expanduser()
     if path.is_file():
         return path
-    folder = Path(dataset).expanduser() if Path(dataset).expanduser().is_dir() else find_named_dataset(dataset, data_dir)
+    given = Path(dataset).expanduser()
+    folder = given if given.is_dir() else find_named_dataset(dataset, data_dir)
     if folder is None:
         raise DataError(f"Dataset folder '{dataset}' not found (looked in ../shared/data, $TOOLKIT_DATA, --data_dir); "
                         "pass --dataset /path/to/smp2020_ewect.")
@@ -141,7 +142,7 @@ def read_smp2020(
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err}); expected a list of {{id, content, label}} records.") from None
+        raise DataError(f"{path}: not valid JSON ({err}); expected a list of {{id, content, label}}.") from None
     if isinstance(records, dict):  # some releases wrap the list
         records = next((v for v in records.values() if isinstance(v, list)), None)
     if not isinstance(records, list) or not records:
@@ -151,7 +152,7 @@ def read_smp2020(
     for i, record in enumerate(records):
         where = f"{path}: record {i}" + (f" (id {record.get('id')})" if isinstance(record, dict) else "")
         if not isinstance(record, dict):
-            raise DataError(f"{where} is a {type(record).__name__}, not an object with '{text_key}' and '{label_key}'.")
+            raise DataError(f"{where} is a {type(record).__name__}, not an object with '{text_key}', '{label_key}'.")
         text = record.get(text_key)
         if not isinstance(text, str):
             raise DataError(f"{where} has no '{text_key}' text (keys: {sorted(record)}); fix the record or remove it.")
@@ -213,7 +214,8 @@ def make_cleaner(enabled: bool = True):
 
 # ---- training helpers ---------------------------------------------------------------------------------------------
 def class_weights(labels: Sequence[int], num_classes: int, scheme: str = "balanced") -> np.ndarray:
-    """Per-class loss weights; ``balanced`` is n / (k * count), so the mean weight over the training posts is 1."""
+    """Per-class loss weights; ``balanced`` is n / (k * count): with every class present, the mean weight over the
+    training posts is 1, so the loss keeps plain cross-entropy's scale."""
     if scheme not in CLASS_WEIGHTING:
         raise ValueError(f"class weighting {scheme!r} is not one of {CLASS_WEIGHTING}.")
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64)
@@ -371,6 +373,7 @@ def evaluate_saved_model(model_dir: str | Path, test_files: Sequence[str], outpu
     from .inference import cleaner_for, load_model
 
     model, tokenizer = load_model(model_dir, device)
+    max_length = fit_max_length(max_length, model)
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     cleaner = cleaner_for(model.config)
     results = {}
