@@ -93,3 +93,23 @@ def test_subsample_is_seeded_and_mixes_labels(shared_data):
     a, b = subsample(ds, 200, seed=1), subsample(ds, 200, seed=1)
     assert a["id"] == b["id"]
     assert 60 < sum(a["label"]) < 140, "a subset of a label-sorted file must not be one class"
+
+
+def test_byte_order_marks_inside_records_are_stripped(tmp_path):
+    (tmp_path / "bom.csv").write_text("text,label\n\ufeffgood,1\nbad,0\n", encoding="utf-8")
+    ds, _ = prepare_split(read_split(str(tmp_path / "bom.csv"), "train"), "bom.csv")
+    assert ds["text"] == ["good", "bad"]
+
+
+def test_single_file_needs_file_splits(tmp_path):
+    from toolkit.args import DataArguments
+    from toolkit.run import load_splits
+
+    for name, rows in (("train.csv", "a,0\nb,1\nc,1\n"), ("eval.csv", "d,1\n")):
+        (tmp_path / name).write_text("text,label\n" + rows, encoding="utf-8")
+    with pytest.raises(DataError, match="single file, so it has no 'train' split"):
+        load_splits(DataArguments(dataset=str(tmp_path / "train.csv")), seed=0)
+    splits = load_splits(DataArguments(dataset="files", train_split=str(tmp_path / "train.csv"),
+                                       eval_split=str(tmp_path / "eval.csv")), seed=0)
+    assert sorted(splits.train["text"]) == ["a", "b", "c"] and splits.eval["text"] == ["d"]
+    assert splits.label_names == ["0", "1"]

@@ -322,8 +322,6 @@ def test_every_yaml_parses(config):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="toolkit.inference.load_model calls AutoConfig.from_pretrained before importing "
-                   "toolkit.multitask, so toolkit_multitask is not registered in a fresh process", strict=False)
 def test_inference_cli_subprocess(tiny_bert, tmp_path):
     make_model(tiny_bert).save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path)

@@ -69,8 +69,10 @@ class DataArguments:
         },
     )
     data_dir: str | None = field(default=None, metadata={"help": "Extra folder searched first for named datasets."})
-    train_split: str = field(default="train", metadata={"help": "Split (or file) to train on."})
-    eval_split: str = field(default="test", metadata={"help": "Split (or file) evaluated after every epoch."})
+    train_split: str = field(default="train", metadata={"help": "Split name, or a data file path, to train on."})
+    eval_split: str = field(
+        default="test", metadata={"help": "Split name, or a data file path, evaluated after every epoch."}
+    )
     text_column: str = field(default="text", metadata={"help": "Column holding the text."})
     label_column: str = field(default="label", metadata={"help": "Column holding the label (int or string)."})
     class_names: list[str] | None = field(

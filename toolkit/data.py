@@ -208,6 +208,9 @@ def prepare_split(
     if non_str:
         raise DataError(f"{source}: record {non_str[0]} has a non-text value in column '{text_column}' "
                         f"({len(non_str)} such); the text column must hold strings.")
+    if any(t and t.startswith("\ufeff") for t in ds[text_column]):  # byte-order marks left inside records
+        ds = ds.map(lambda b: {text_column: [t.lstrip("\ufeff") if t else t for t in b[text_column]]}, batched=True,
+                    desc="strip byte-order marks")
     before = len(ds)  # missing cells (None) count as empty texts
     ds = ds.filter(lambda batch: [bool(t and t.strip()) for t in batch[text_column]], batched=True,
                    desc="drop empty texts")

@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 class FeatureDataset(Dataset):
     """Cached features with their labels, ready for ``default_data_collator``."""
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor):
-        if len(features) != len(labels):
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor | None = None):
+        if labels is not None and len(features) != len(labels):
             raise ValueError(f"{len(features)} feature rows but {len(labels)} labels.")
         self.features, self.labels = features, labels
 
@@ -33,6 +33,8 @@ class FeatureDataset(Dataset):
         return len(self.features)
 
     def __getitem__(self, i: int) -> dict:
+        if self.labels is None:
+            return {"features": self.features[i]}
         return {"features": self.features[i], "labels": self.labels[i]}
 
 
@@ -89,7 +91,7 @@ def cached_feature_dataset(model, tokenized, collator, cache_dir: str | os.PathL
             f"pooling={model.config.pooling!r} with layers={model.config.layers!r} has learned weights over tokens; "
             "its features cannot be cached. Pass --feature_cache false."
         )
-    labels = torch.tensor(tokenized["labels"])
+    labels = torch.tensor(tokenized["labels"]) if "labels" in tokenized.column_names else None
     path = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length)}.safetensors"
     if path.is_file():
         logger.info("Feature cache hit: %s", path)

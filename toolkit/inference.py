@@ -17,18 +17,16 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoTokenizer
 
 
 def load_model(model_dir: str | Path, device: str = "cpu"):
     """Load a saved toolkit model (any of its classes) and its tokenizer, in eval mode."""
-    from . import modeling  # noqa: F401  (registers the toolkit config types)
-
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"'{model_dir}' is not a saved model directory (no config.json).")
-    config = AutoConfig.from_pretrained(model_dir)
-    model_cls = model_class_for(config.model_type)
+    model_type = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("model_type", "")
+    model_cls = model_class_for(model_type)  # imports (and so registers) the class's config type first
     model = model_cls.from_pretrained(model_dir).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return model, tokenizer

@@ -14,7 +14,9 @@ def epoch_rows(log_history: list[dict], metric_keys: Sequence[str] = ("eval_loss
     rows = []
     for entry in log_history:
         if "eval_loss" in entry and "epoch" in entry:
-            rows.append({"epoch": round(float(entry["epoch"]), 2), **{k: entry[k] for k in metric_keys if k in entry}})
+            epoch = round(float(entry["epoch"]), 2)
+            rows.append({"epoch": int(epoch) if epoch.is_integer() else epoch,
+                         **{k: entry[k] for k in metric_keys if k in entry}})
     return rows
 
 

@@ -22,7 +22,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, default_data_co
 
 from . import reports
 from .args import DataArguments, ModelArguments, ToolkitTrainingArguments
-from .data import LoadReport, prepare_split, read_split, subsample, tokenize
+from .data import DataError, LoadReport, prepare_split, read_split, subsample, tokenize
 from .features import cached_feature_dataset
 from .hub import default_cache_dir, resolve_model_path
 from .metrics import compute_classification_metrics, per_class_report, softmax
@@ -58,13 +58,28 @@ def load_splits(data_args: DataArguments, seed: int, default_label_names: list[s
     loaded = {}
     for role, split, limit in (("train", data_args.train_split, data_args.max_train_samples),
                                ("eval", data_args.eval_split, data_args.max_eval_samples)):
-        raw = read_split(data_args.dataset, split, data_dir=data_args.data_dir)
+        raw = read_split(*_split_source(data_args.dataset, split), data_dir=data_args.data_dir)
         ds, report = prepare_split(raw, f"{data_args.dataset}[{split}]", data_args.text_column,
                                    data_args.label_column, label_names)
         label_names = report.label_names
         loaded[role] = (subsample(ds, limit, seed), report)
     return Splits(loaded["train"][0], loaded["eval"][0], label_names,
                   {role: report for role, (_, report) in loaded.items()})
+
+
+def _split_source(dataset: str, split: str) -> tuple[str, str]:
+    """``(source, split)`` to read: a split given as a file path is read on its own; a single data file has no
+    splits, so it cannot serve as both train and eval data."""
+    if Path(split).suffix and Path(split).is_file():
+        return split, split
+    path = Path(dataset)
+    if path.is_file() and not path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        raise DataError(
+            f"--dataset {dataset} is a single file, so it has no '{split}' split: pass --train_split and --eval_split "
+            "as file paths (for example --train_split train.csv --eval_split test.csv), or a folder holding "
+            f"{split}.parquet/.csv/.json(l)."
+        )
+    return dataset, split
 
 
 def load_tokenizer(model_args: ModelArguments):
