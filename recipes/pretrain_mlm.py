@@ -63,8 +63,7 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     seconds = time.perf_counter() - start
-    trainer.save_model(out)
-    tokenizer.save_pretrained(out)
+    run.save_final_model(trainer)  # model, tokenizer (processing_class), state; arguments as JSON
     metrics = trainer.evaluate()
     if not trainer.is_world_process_zero():
         return {}

@@ -39,7 +39,7 @@ def main(argv=None) -> dict:
     # ---- tokenizer and model ------------------------------------------------------------------
     tokenizer = run.load_tokenizer(model_args)
     model = run.build_model(model_args, splits.label_names, cleaning=cleaner.to_dict() if cleaner else None)
-    data_args.max_length = weibo.fit_max_length(data_args.max_length, model, data_args.pad_to_multiple_of)
+    data_args.max_length = model.fit_max_length(data_args.max_length, data_args.pad_to_multiple_of)
 
     # ---- trainer: early stopping on macro-F1, optional class-weighted cross-entropy ----------
     trainer = run.build_trainer(model, tokenizer, splits, model_args, data_args, training_args,

@@ -66,6 +66,7 @@ def predict(
     max_length: int = 512,
 ) -> list[dict]:
     """Label and probabilities (or the predicted value, for regression) of every text."""
+    max_length = model.fit_max_length(max_length)
     cleaner = cleaner_for(model.config)
     inputs = cleaner.clean_batch(list(texts)) if cleaner else list(texts)
     device = next(model.parameters()).device

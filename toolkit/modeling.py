@@ -83,6 +83,8 @@ class EncoderHeadModel(PreTrainedModel):
     base_model_prefix = "toolkit"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # forward returns a per-batch mean loss: Trainer must scale it for gradient accumulation and devices itself.
+    accepts_loss_kwargs = False
 
     def __init__(self, config: EncoderHeadConfig):
         super().__init__(config)
@@ -141,6 +143,18 @@ class EncoderHeadModel(PreTrainedModel):
         if self.is_frozen:  # a frozen encoder gives the same features every epoch: no dropout
             self.encoder.eval()
         return self
+
+    def fit_max_length(self, max_length: int, pad_to_multiple_of: int | None = None) -> int:
+        """``max_length`` lowered (with a warning) so padded batches fit the encoder's position embeddings."""
+        positions = getattr(self.encoder.config, "max_position_embeddings", None)
+        if not positions:
+            return max_length
+        limit = positions - positions % pad_to_multiple_of if pad_to_multiple_of else positions
+        if max_length > limit:
+            logger.warning("max_length %d (padded to a multiple of %s) exceeds the encoder's %d positions: using %d.",
+                           max_length, pad_to_multiple_of, positions, limit)
+            return limit
+        return max_length
 
     # -- encoding ------------------------------------------------------------------------------
     def _hidden_states(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, ...]:

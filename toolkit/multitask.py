@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,6 +33,7 @@ from transformers.utils import ModelOutput
 from .data import DataError, LoadReport, read_split, subsample
 from .metrics import classification_metrics, per_class_report, softmax
 from .modeling import PROBLEM_TYPES, EncoderHeadConfig, EncoderHeadModel, mlp_head
+from .run import save_final_model
 from .trainer import ToolkitTrainer
 
 logger = logging.getLogger(__name__)
@@ -806,12 +808,9 @@ def build_multitask_trainer(model: MultiTaskModel, tokenizer, splits: MultiTaskS
 
 def train_and_report_multitask(trainer: MultiTaskTrainer, splits: MultiTaskSplits, model_name: str) -> dict:
     """Train (resuming when asked), save model + tokenizer, and write the per-task reports."""
-    import time
-
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)
     seconds = time.perf_counter() - start
-    trainer.save_model(trainer.args.output_dir)
-    trainer.save_state()
+    save_final_model(trainer)
     cached = not isinstance(trainer.train_dataset, datasets.Dataset)
     return write_multitask_results(trainer, splits, model_name, seconds, cached)

@@ -106,6 +106,7 @@ def feature_cache_dir(data_args: DataArguments, model_args: ModelArguments) -> P
 def build_trainer(model, tokenizer, splits: Splits, model_args: ModelArguments, data_args: DataArguments,
                   training_args: ToolkitTrainingArguments, compute_metrics=None, callbacks=None) -> ToolkitTrainer:
     """Tokenise (main process first), swap in cached features for a frozen encoder, and build the Trainer."""
+    data_args.max_length = model.fit_max_length(data_args.max_length, data_args.pad_to_multiple_of)
     with training_args.main_process_first(desc="tokenize"):
         train_tok = tokenize(splits.train, tokenizer, data_args.max_length)
         eval_tok = tokenize(splits.eval, tokenizer, data_args.max_length)
@@ -180,14 +181,23 @@ def write_classification_results(trainer: ToolkitTrainer, splits: Splits, model_
     return results
 
 
+def save_final_model(trainer) -> None:
+    """Model (safetensors), tokenizer and trainer state; the arguments as JSON rather than Trainer's pickle."""
+    trainer.save_model(trainer.args.output_dir)
+    trainer.save_state()
+    if trainer.is_world_process_zero():
+        out = Path(trainer.args.output_dir)
+        (out / "training_args.bin").unlink(missing_ok=True)
+        (out / "training_args.json").write_text(trainer.args.to_json_string(), encoding="utf-8")
+
+
 def train_and_report(trainer: ToolkitTrainer, splits: Splits, model_args: ModelArguments,
                      data_args: DataArguments) -> dict:
     """Train (resuming from the last checkpoint when asked), save the model and tokenizer, write the reports."""
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)
     seconds = time.perf_counter() - start
-    trainer.save_model(trainer.args.output_dir)
-    trainer.save_state()
+    save_final_model(trainer)
     return write_classification_results(trainer, splits, model_args, data_args, seconds)
 
 

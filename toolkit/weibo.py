@@ -255,19 +255,6 @@ def warmup_steps_for(num_train: int, training_args, warmup_epochs: float = 1.0) 
     return int(math.ceil(warmup_epochs * math.ceil(num_train / per_step)))
 
 
-def fit_max_length(max_length: int, model, pad_to_multiple_of: int | None = None) -> int:
-    """``max_length`` lowered (with a warning) so that padded batches fit the encoder's position embeddings."""
-    positions = getattr(model.encoder.config, "max_position_embeddings", None)
-    if not positions:
-        return max_length
-    limit = positions - positions % pad_to_multiple_of if pad_to_multiple_of else positions
-    if max_length > limit:
-        logger.warning("max_length %d (padded to a multiple of %s) exceeds the encoder's %d positions: using %d.",
-                       max_length, pad_to_multiple_of, positions, limit)
-        return limit
-    return max_length
-
-
 def early_stopping(patience: int | None) -> list:
     from transformers import EarlyStoppingCallback
 
@@ -373,7 +360,7 @@ def evaluate_saved_model(model_dir: str | Path, test_files: Sequence[str], outpu
     from .inference import cleaner_for, load_model
 
     model, tokenizer = load_model(model_dir, device)
-    max_length = fit_max_length(max_length, model)
+    max_length = model.fit_max_length(max_length)
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     cleaner = cleaner_for(model.config)
     results = {}

@@ -1,0 +1,35 @@
+import datasets
+import torch
+from transformers import BertConfig, DataCollatorWithPadding, TrainingArguments
+
+from toolkit.modeling import ClassifierConfig, EncoderClassifier
+from toolkit.trainer import ToolkitTrainer
+
+
+def one_update(tmp_path, batch_size: int, accumulation: int, tokenizer_dir) -> torch.Tensor:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    enc = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    model = EncoderClassifier(ClassifierConfig(encoder=enc, num_labels=2, head_dropout=0.0))
+    texts = ["great film", "awful plot", "good story", "bad acting", "loved it", "boring and dull", "best", "worst"] * 2
+    ds = datasets.Dataset.from_dict({"text": texts, "labels": [1, 0, 1, 0, 1, 0, 1, 0] * 2})
+    ds = ds.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
+    args = TrainingArguments(output_dir=str(tmp_path / f"b{batch_size}"), per_device_train_batch_size=batch_size,
+                             gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.5, optim="sgd",
+                             lr_scheduler_type="constant", report_to="none", save_strategy="no", use_cpu=True,
+                             train_sampling_strategy="sequential", dataloader_pin_memory=False)
+    trainer = ToolkitTrainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    counts = trainer.token_counts()
+    assert counts["padded_tokens"] >= counts["real_tokens"] > 0
+    return torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_bert):
+    """The model returns a per-batch mean loss, so Trainer must scale it; 2 x 8 must equal 1 x 16."""
+    big = one_update(tmp_path, 16, 1, tiny_bert)
+    accumulated = one_update(tmp_path, 8, 2, tiny_bert)
+    torch.testing.assert_close(accumulated, big, rtol=1e-4, atol=1e-6)
