@@ -20,6 +20,7 @@ import numpy as np
 
 from . import reports
 from .metrics import per_class_report
+from .run import save_final_model
 from .rating import (RatingScale, RatingSplits, label_ids_from_targets, pooled_outputs, predictions_from_output,
                      rating_metrics)
 
@@ -384,8 +385,7 @@ def train_and_report(trainer, splits: RatingSplits, model_args, data_args, ratin
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)
     seconds = time.perf_counter() - start
-    trainer.save_model(trainer.args.output_dir)
-    trainer.save_state()
+    save_final_model(trainer)
     return write_rating_results(trainer, splits, model_args, data_args, rating_args, tokenizer, seconds)
 
 
