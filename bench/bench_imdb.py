@@ -8,9 +8,7 @@ trains every weight for 3 epochs. Wall time covers tokenising, encoding/training
 """
 
 import argparse
-import importlib.util
 import json
-import platform
 import shutil
 import tempfile
 import time
@@ -18,20 +16,9 @@ from pathlib import Path
 
 import torch
 
+from benchlib import hardware, load_recipe
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def recipe():
-    spec = importlib.util.spec_from_file_location("imdb_recipe", ROOT / "recipes" / "imdb.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def main() -> None:
@@ -60,7 +47,7 @@ def main() -> None:
     rows = []
     for mode in args.modes.split(","):
         start = time.perf_counter()
-        results = recipe().main(["--output_dir", str(work / mode), *common, *settings[mode]])
+        results = load_recipe("imdb").main(["--output_dir", str(work / mode), *common, *settings[mode]])
         wall = time.perf_counter() - start
         rows.append((mode, settings[mode][5], settings[mode][7], results["final"]["accuracy"],
                      results["final"]["macro_f1"], results["train_seconds"], wall))

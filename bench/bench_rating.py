@@ -16,14 +16,13 @@ and results stay under --output_dir.
 
 import argparse
 import contextlib
-import importlib.util
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from benchlib import hardware, load_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,19 +32,6 @@ from toolkit.rating import RatingArguments, label_ids_from_targets, load_rating_
 
 DMR = str(ROOT.parent / "shared" / "data" / "douban_dmr" / "reviews.json")
 ZH_MODEL = str(ROOT.parent / "shared" / "models" / "zh-mini-mlm")
-
-
-def recipe():
-    spec = importlib.util.spec_from_file_location("rating_recipe", ROOT / "recipes" / "rating.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), no GPU"
 
 
 def majority(data_args: DataArguments, seed: int) -> dict:
@@ -102,7 +88,7 @@ def main() -> None:
         data_args = DataArguments(dataset=dataset_args[1], max_train_samples=caps[0], max_eval_samples=caps[1])
         m = majority(data_args, args.seed)
         rows.append((data, "-", "majority", "-", "-", m, None, None))
-    run = recipe().main
+    run = load_recipe("rating").main
     for data, model, head, pooling, extra in settings:
         mode = extra[extra.index("--mode") + 1]
         out = Path(args.output_dir) / f"{data.split()[0].lower()}-{head}-{mode}-{pooling}"

@@ -95,7 +95,7 @@ def run(name, model, train, collator, args_kwargs, warmup):
         args = TrainingArguments(output_dir=out, report_to="none", save_strategy="no", logging_steps=10_000,
                                  disable_tqdm=True, **args_kwargs)
         trainer = ToolkitTrainer(model=model, args=args, train_dataset=train, data_collator=collator,
-                              callbacks=[timer])
+                                 callbacks=[timer])
         trainer.train()
         tokens = trainer.token_counts()
     batch = args_kwargs["per_device_train_batch_size"]
@@ -146,7 +146,8 @@ def main() -> None:
     peak, peak_note = peak_flops(torch.bfloat16 if bf16 else torch.float32)
     device = torch.cuda.get_device_name(0) if gpu else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
     print(f"\nIMDB train reviews: {args.samples} (mean {mean_len:.0f} tokens at max_length {args.max_length}); "
-          f"encoder shape '{args.shape}' ({config.num_hidden_layers} layers, hidden {config.hidden_size}), random init; "
+          f"encoder shape '{args.shape}' ({config.num_hidden_layers} layers, hidden {config.hidden_size}), "
+          "random init; "
           f"{args.steps} timed steps after {args.warmup} warm-up; {device}; torch {torch.__version__}; "
           f"peak = {peak / 1e12:.2f} TFLOP/s ({peak_note})\n")
     print("| configuration | batch | precision | samples/s | real tokens/s | padding efficiency | MFU |")

@@ -20,7 +20,6 @@ ChnSentiCorp, waimai_10k, online_shopping_10_cats; virus_test (scored here) and 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -28,19 +27,14 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import load_recipe  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from toolkit import weibo  # noqa: E402
 from toolkit.data import subsample  # noqa: E402
-
-
-def load_recipe(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tfidf_baseline(train, test, max_train: int | None, seed: int) -> dict:

@@ -95,7 +95,8 @@ def test_inference_cli(tmp_path, tiny_bert, shared_data, capsys):
     out = tmp_path / "m"
     load_recipe().main(argv(tiny_bert, shared_data, out, "--mode", "frozen", "--num_train_epochs", "1"))
     capsys.readouterr()
-    assert predict_main(["--model", str(out), "--input", "great film", "--input", "awful plot", "--device", "cpu"]) == 0
+    cli = ["--model", str(out), "--input", "great film", "--input", "awful plot", "--device", "cpu"]
+    assert predict_main(cli) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [line["text"] for line in lines] == ["great film", "awful plot"]
     assert all(line["label"] in ("neg", "pos") and sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)

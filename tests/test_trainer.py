@@ -14,14 +14,16 @@ def one_update(tmp_path, batch_size: int, accumulation: int, tokenizer_dir) -> t
                      intermediate_size=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     torch.manual_seed(0)
     model = EncoderClassifier(ClassifierConfig(encoder=enc, num_labels=2, head_dropout=0.0))
-    texts = ["great film", "awful plot", "good story", "bad acting", "loved it", "boring and dull", "best", "worst"] * 2
+    texts = ["great film", "awful plot", "good story", "bad acting", "loved it", "boring and dull", "best", "worst"]
+    texts = texts * 2
     ds = datasets.Dataset.from_dict({"text": texts, "labels": [1, 0, 1, 0, 1, 0, 1, 0] * 2})
     ds = ds.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
     args = TrainingArguments(output_dir=str(tmp_path / f"b{batch_size}"), per_device_train_batch_size=batch_size,
                              gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.5, optim="sgd",
                              lr_scheduler_type="constant", report_to="none", save_strategy="no", use_cpu=True,
                              train_sampling_strategy="sequential", dataloader_pin_memory=False)
-    trainer = ToolkitTrainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tokenizer))
+    collator = DataCollatorWithPadding(tokenizer)
+    trainer = ToolkitTrainer(model=model, args=args, train_dataset=ds, data_collator=collator)
     trainer.train()
     counts = trainer.token_counts()
     assert counts["padded_tokens"] >= counts["real_tokens"] > 0

@@ -39,7 +39,8 @@ class ModelArguments:
         default=0.0, metadata={"help": "Weight of the ||AA^T - I||^2 penalty of self-attentive pooling."}
     )
     model_cache_dir: str | None = field(
-        default=None, metadata={"help": "Where embedded models are extracted (default $TOOLKIT_CACHE or ~/.cache/toolkit)."}
+        default=None,
+        metadata={"help": "Where embedded models are extracted (default $TOOLKIT_CACHE or ~/.cache/toolkit)."},
     )
 
     def __post_init__(self):
@@ -117,11 +118,17 @@ class ToolkitTrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per device (the study: 32)."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Eval batch size per device."})
     num_train_epochs: float = field(default=3.0, metadata={"help": "Epochs (the study: 3)."})
-    eval_strategy: IntervalStrategy | str = field(default="epoch", metadata={"help": "When to evaluate: no, steps or epoch."})
-    save_strategy: SaveStrategy | str = field(default="epoch", metadata={"help": "When to checkpoint: no, steps, epoch or best."})
+    eval_strategy: IntervalStrategy | str = field(
+        default="epoch", metadata={"help": "When to evaluate: no, steps or epoch."}
+    )
+    save_strategy: SaveStrategy | str = field(
+        default="epoch", metadata={"help": "When to checkpoint: no, steps, epoch or best."}
+    )
     save_total_limit: int | None = field(default=1, metadata={"help": "Checkpoints kept on disk."})
     logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
-    report_to: None | str | list[str] = field(default="tensorboard", metadata={"help": "Loggers: tensorboard or none."})
+    report_to: None | str | list[str] = field(
+        default="tensorboard", metadata={"help": "Loggers: tensorboard or none."}
+    )
     precision: str = field(
         default="auto",
         metadata={"help": "auto (bf16 on GPUs that support it, else fp32), fp32, bf16 or fp16; sets --bf16/--fp16."},

@@ -8,6 +8,7 @@ raised as ``DataError`` naming the file, the record and what to do.
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 import os
 import re
@@ -75,6 +76,16 @@ def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
             raise DataError(f"{path}: truncated UTF-8 sequence at the end of the file ({err.reason}).") from None
 
 
+def read_json(path: str | os.PathLike, expected: str) -> Any:
+    """A whole JSON file, checked for UTF-8; ``expected`` describes the layout for the error message."""
+    path = Path(path)
+    check_utf8(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err}); expected {expected}.") from None
+
+
 def _read_table(path: Path, cache_dir: str | None = None) -> datasets.Dataset:
     fmt = TABLE_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -129,7 +140,8 @@ def _read_aclimdb_tar(path: Path, split: str) -> datasets.Dataset:
                 match = pattern.search(member.name)
                 if member.isfile() and match:
                     raw = tar.extractfile(member).read()
-                    rows.append(_acl_record(member.name, raw, IMDB_LABELS.index(match.group(2)), f"{path}:{member.name}"))
+                    label = IMDB_LABELS.index(match.group(2))
+                    rows.append(_acl_record(member.name, raw, label, f"{path}:{member.name}"))
     except tarfile.TarError as err:
         raise DataError(f"{path}: not a readable tar archive ({err}).") from None
     if not rows:

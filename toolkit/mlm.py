@@ -218,7 +218,8 @@ def new_bert_mlm(tokenizer, args: MLMArguments):
 
 
 def load_mlm_model(name_or_path: str, tokenizer, cache_dir: str | None = None):
-    """A pretrained masked-LM checkpoint (alias, local dir or hub id) in float32, embeddings resized to ``tokenizer``."""
+    """A pretrained masked-LM checkpoint (alias, local dir or hub id) in float32, embeddings resized to
+    ``tokenizer``."""
     import torch
     from transformers import AutoModelForMaskedLM
 

@@ -11,7 +11,6 @@ as correct (for IMDB, 4 and 7 are neighbours).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import re
@@ -24,7 +23,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score
 
-from .data import REPO_ROOT, DataError, check_utf8, find_named_dataset, read_split, subsample
+from .data import REPO_ROOT, DataError, check_utf8, find_named_dataset, read_json, read_split, subsample
 
 logger = logging.getLogger(__name__)
 
@@ -266,11 +265,7 @@ def _dmr_records(data: dict, path: Path) -> Iterable[tuple[str, Any, Any]]:
 def read_douban_dmr(path: str | Path, low: int = 1, high: int = 5, deduplicate: bool = True):
     """The DMR JSON: reviews with ``stars`` and each user's earlier reviews nested under ``user_reviews``."""
     path = Path(path)
-    check_utf8(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err}).") from None
+    data = read_json(path, "a JSON object of reviews")
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object of reviews (review0, review1, ...), "
                         f"got {type(data).__name__}.")

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .args import DataArguments, ToolkitTrainingArguments
-from .data import DataError, LoadReport, check_utf8, find_named_dataset, subsample
+from .data import DataError, LoadReport, find_named_dataset, read_json, subsample
 
 logger = logging.getLogger(__name__)
 
@@ -138,11 +138,7 @@ def read_smp2020(
     import datasets
 
     path = Path(path)
-    check_utf8(path)
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err}); expected a list of {{id, content, label}}.") from None
+    records = read_json(path, "a list of {id, content, label}")
     if isinstance(records, dict):  # some releases wrap the list
         records = next((v for v in records.values() if isinstance(v, list)), None)
     if not isinstance(records, list) or not records:
