@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .hub import resolve_model_path
-from .pooling import Pooler, ScalarMix
+from .pooling import Pooler, PoolerOutput, ScalarMix
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +89,7 @@ class EncoderHeadModel(PreTrainedModel):
     def __init__(self, config: EncoderHeadConfig):
         super().__init__(config)
         enc_config = encoder_config_from_dict(config.encoder)
-        self.encoder = AutoModel.from_config(enc_config, add_pooling_layer=False) if enc_config.model_type == "bert" \
-            else AutoModel.from_config(enc_config)
+        self.encoder = AutoModel.from_config(enc_config, **_encoder_kwargs(enc_config.model_type))
         self.pooler = Pooler(
             enc_config.hidden_size,
             enc_config.num_hidden_layers,
@@ -112,7 +111,8 @@ class EncoderHeadModel(PreTrainedModel):
     def from_encoder(cls, name_or_path: str, cache_dir: str | None = None, **config_kwargs: Any) -> "EncoderHeadModel":
         """A new model whose encoder holds pretrained weights (alias, local dir or hub id); heads are random."""
         path = resolve_model_path(name_or_path, cache_dir)
-        encoder = AutoModel.from_pretrained(path, dtype=torch.float32, **_no_pooler(path))
+        model_type = AutoConfig.from_pretrained(path).model_type
+        encoder = AutoModel.from_pretrained(path, dtype=torch.float32, **_encoder_kwargs(model_type))
         config = cls.config_class(encoder=encoder.config.to_dict(), **config_kwargs)
         model = cls(config)
         model.encoder = encoder
@@ -171,8 +171,6 @@ class EncoderHeadModel(PreTrainedModel):
 
     def pool(self, input_ids=None, attention_mask=None, token_type_ids=None, features=None):
         """Pooled vector per text, from token ids or from cached features. Returns a ``PoolerOutput``."""
-        from .pooling import PoolerOutput
-
         if features is not None:
             return PoolerOutput(self.pooler.from_features(features))
         if attention_mask is None:
@@ -191,9 +189,9 @@ class EncoderHeadModel(PreTrainedModel):
         return None
 
 
-def _no_pooler(path: str) -> dict:
-    config = AutoConfig.from_pretrained(path)
-    return {"add_pooling_layer": False} if config.model_type == "bert" else {}
+def _encoder_kwargs(model_type: str) -> dict:
+    # BERT's own pooler is never used (the toolkit pools itself); dropping it also keeps DDP free of unused weights.
+    return {"add_pooling_layer": False} if model_type == "bert" else {}
 
 
 class EncoderClassifier(EncoderHeadModel):
