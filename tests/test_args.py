@@ -39,7 +39,7 @@ def test_unknown_yaml_key_and_bad_values_fail(tmp_path):
 def test_every_imdb_yaml_parses(config):
     import torch
 
-    cpu_overrides = [] if torch.cuda.is_available() else ["--bf16", "false"]  # GPU configs ask for bf16
+    cpu_overrides = [] if torch.cuda.is_available() else ["--precision", "fp32"]  # GPU configs ask for bf16
     model_args, data_args, training_args = parse_args(TYPES, [str(config), *cpu_overrides])
     assert model_args.model_name_or_path == "minilm" and training_args.output_dir.startswith("runs/imdb")
     assert model_args.mode in ("frozen", "finetune")
