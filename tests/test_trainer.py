@@ -35,3 +35,21 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_bert):
     big = one_update(tmp_path, 16, 1, tiny_bert)
     accumulated = one_update(tmp_path, 8, 2, tiny_bert)
     torch.testing.assert_close(accumulated, big, rtol=1e-4, atol=1e-6)
+
+
+def test_predictions_keep_row_order_with_length_grouping(tmp_path, tiny_bert):
+    """Reports pair predictions with rows, so predict() must not reorder them, even with grouped training."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    model = EncoderClassifier.from_encoder(str(tiny_bert), num_labels=2).eval()
+    texts = [" ".join(["film"] * n) for n in (1, 9, 3, 12, 2, 7, 5, 11, 4, 8, 6, 10)]
+    ds = datasets.Dataset.from_dict({"text": texts, "labels": [0, 1] * 6})
+    ds = ds.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=4, report_to="none",
+                             use_cpu=True, train_sampling_strategy="group_by_length", dataloader_pin_memory=False)
+    trainer = ToolkitTrainer(model=model, args=args, eval_dataset=ds, data_collator=DataCollatorWithPadding(tokenizer))
+    predicted = trainer.predict(ds).predictions
+    with torch.no_grad():
+        expected = torch.cat([model(**tokenizer([t], return_tensors="pt")).logits for t in texts])
+    torch.testing.assert_close(torch.as_tensor(predicted), expected, rtol=1e-4, atol=1e-5)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import torch
+from torch.utils.data import SequentialSampler
 from transformers import Trainer
+from transformers.trainer_utils import has_length
 
 
 class ToolkitTrainer(Trainer):
@@ -18,6 +20,15 @@ class ToolkitTrainer(Trainer):
         self._batch_losses: list[torch.Tensor] = []
         self._real_tokens: torch.Tensor | int = 0
         self._padded_tokens = 0
+
+    def _get_eval_sampler(self, eval_dataset):
+        # Trainer also length-groups evaluation under train_sampling_strategy="group_by_length", which returns
+        # predictions out of row order; every report here pairs predictions with the rows' texts and ids.
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_eval_sampler(eval_dataset)
+        if eval_dataset is None or not has_length(eval_dataset):
+            return None
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         mask = inputs.get("attention_mask")
