@@ -57,7 +57,18 @@ def cleaner_for(config):
     return Cleaner.from_dict(config.cleaning)
 
 
-@torch.no_grad()
+def batched_outputs(model, tokenizer, texts: Sequence[str], batch_size: int = 32, max_length: int = 512):
+    """``(start, output)`` for consecutive batches of ``texts`` as given (no cleaning), in order, without grads."""
+    device = next(model.parameters()).device
+    texts = list(texts)
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start : start + batch_size], truncation=True, max_length=max_length,
+                          padding=True, return_tensors="pt").to(device)
+        with torch.no_grad():
+            output = model(**batch)
+        yield start, output
+
+
 def predict(
     model,
     tokenizer,
@@ -69,12 +80,8 @@ def predict(
     max_length = model.fit_max_length(max_length)
     cleaner = cleaner_for(model.config)
     inputs = cleaner.clean_batch(list(texts)) if cleaner else list(texts)
-    device = next(model.parameters()).device
     results = []
-    for start in range(0, len(inputs), batch_size):
-        batch = tokenizer(inputs[start : start + batch_size], truncation=True, max_length=max_length,
-                          padding=True, return_tensors="pt").to(device)
-        output = model(**batch)
+    for start, output in batched_outputs(model, tokenizer, inputs, batch_size, max_length):
         results.extend(_describe(model.config, output, start, texts))
     return results
 

@@ -338,13 +338,10 @@ def predict_probabilities(model, tokenizer, texts: Sequence[str], batch_size: in
     """Class probabilities of already-cleaned texts (no second cleaning), in order."""
     import torch
 
-    device = next(model.parameters()).device
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(list(texts[start:start + batch_size]), truncation=True, max_length=max_length,
-                              padding=True, return_tensors="pt").to(device)
-            chunks.append(torch.softmax(model(**batch).logits.float(), dim=-1).cpu().numpy())
+    from .inference import batched_outputs
+
+    chunks = [torch.softmax(output.logits.float(), dim=-1).cpu().numpy()
+              for _, output in batched_outputs(model, tokenizer, texts, batch_size, max_length)]
     return np.concatenate(chunks).astype(np.float64)
 
 
