@@ -26,8 +26,6 @@ from .rating import (RatingScale, RatingSplits, label_ids_from_targets, pooled_o
 
 logger = logging.getLogger(__name__)
 
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
-             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # html line breaks, the two words every review has, and what contractions leave behind (don't -> don)
 ENGLISH_NOISE = {"br", "film", "movie", "films", "movies", "don", "doesn", "didn", "isn", "wasn", "aren", "ve", "ll",
@@ -35,37 +33,6 @@ ENGLISH_NOISE = {"br", "film", "movie", "films", "movies", "don", "doesn", "didn
 # Function characters that top every Chinese rating's list (plus 电影 "film"); a bigram is dropped only when both of
 # its characters are here, so 不错 and 好看 stay.
 CHINESE_STOP_CHARS = set("的了是一我也在有这就都和人他她它们个之与及把被那你吗吧啊呢着过得地么电影部")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import font_manager
-
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    fonts = [name for name in CJK_FONTS if name in installed]
-    plt.rcParams["font.sans-serif"] = fonts + ["DejaVu Sans"]
-    plt.rcParams["axes.unicode_minus"] = False
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    import warnings
-
-    import matplotlib.pyplot as plt
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-    if any("Glyph" in str(w.message) for w in caught):
-        logger.warning("%s: some characters have no glyph in the installed fonts (install a CJK font such as "
-                       "fonts-noto-cjk or fonts-wqy-microhei to see Chinese labels).", path.name)
-
-    plt.close(fig)
-    return path
 
 
 def is_chinese(texts: Sequence[str]) -> bool:
@@ -89,28 +56,14 @@ def confusion(true_ids: Sequence[int], pred_ids: Sequence[int], n: int, off_by_o
 
 def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path, title: str,
                    support: Sequence[int] | None = None) -> Path:
-    plt = _pyplot()
-    n = len(names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.8 + 0.7 * n))
-    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if matrix[i, j] > 0.55 else "black")
-    rows = [f"{name} (n={support[i]})" for i, name in enumerate(names)] if support is not None else list(names)
-    ax.set_xticks(range(n), names)
-    ax.set_yticks(range(n), rows)
-    ax.set_xlabel("predicted rating")
-    ax.set_ylabel("true rating")
-    ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    return _save(fig, Path(path))
+    return reports.plot_confusion(matrix, names, path, title, support, xlabel="predicted rating",
+                                  ylabel="true rating")
 
 
 def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], scale: RatingScale, path: str | Path,
                            raw_predictions: Sequence[float] | None = None) -> Path:
     """Counts of true and predicted ratings side by side; for regression also the raw predicted values."""
-    plt = _pyplot()
+    plt = reports.pyplot()
     n = len(scale.values)
     ncols = 1 if raw_predictions is None else 2
     fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 4), squeeze=False)
@@ -132,7 +85,7 @@ def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], sca
         ax.set_xlabel("rating")
         ax.set_title("regression output before rounding")
         ax.legend()
-    return _save(fig, Path(path))
+    return reports.save_figure(fig, path)
 
 
 # ---- t-SNE ------------------------------------------------------------------------------------------------------
@@ -155,7 +108,7 @@ def tsne_points(features: np.ndarray, seed: int) -> np.ndarray:
 
 def plot_tsne(points: np.ndarray, rating_ids: Sequence[int], scale: RatingScale, path: str | Path,
               title: str = "t-SNE of pooled features") -> Path:
-    plt = _pyplot()
+    plt = reports.pyplot()
     cmap = plt.get_cmap("plasma")  # ordered low -> high rating, and no colour too pale for white paper
     colours = [cmap(0.85 * i / max(1, len(scale.values) - 1)) for i in range(len(scale.values))]
     rating_ids = np.asarray(rating_ids)
@@ -169,7 +122,7 @@ def plot_tsne(points: np.ndarray, rating_ids: Sequence[int], scale: RatingScale,
     ax.set_yticks([])
     ax.set_title(title)
     ax.legend(title="true rating", markerscale=2, fontsize=8)
-    return _save(fig, Path(path))
+    return reports.save_figure(fig, path)
 
 
 # ---- attention ----------------------------------------------------------------------------------------------------
@@ -193,7 +146,7 @@ def plot_attention(examples: list[dict], path: str | Path, max_tokens: int = 48)
     """One panel per text: the attention of each hop and their mean over the (first ``max_tokens``) tokens.
 
     Each example dict holds ``tokens`` (list[str]), ``attention`` ([hops, T], rows sum to one) and ``title``."""
-    plt = _pyplot()
+    plt = reports.pyplot()
     fig, axes = plt.subplots(len(examples), 1, figsize=(min(18, 2 + 0.32 * max_tokens), 2.2 * len(examples) + 0.4),
                              squeeze=False)
     for ax, example in zip(axes[:, 0], examples):
@@ -206,7 +159,7 @@ def plot_attention(examples: list[dict], path: str | Path, max_tokens: int = 48)
         cut = f" (first {max_tokens} of {attention.shape[1]} tokens)" if attention.shape[1] > max_tokens else ""
         ax.set_title(example["title"] + cut, fontsize=9, loc="left")
         fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
-    return _save(fig, Path(path))
+    return reports.save_figure(fig, path)
 
 
 # ---- top words ---------------------------------------------------------------------------------------------------

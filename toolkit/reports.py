@@ -3,10 +3,71 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, preferring an installed CJK font so Chinese labels render."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    plt.rcParams["font.sans-serif"] = [name for name in CJK_FONTS if name in installed] + ["DejaVu Sans"]
+    plt.rcParams["axes.unicode_minus"] = False
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG and close it; warn once if some characters had no glyph in the installed fonts."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    if any("Glyph" in str(w.message) for w in caught):
+        logger.warning("%s: some characters have no glyph in the installed fonts (install a CJK font such as "
+                       "fonts-noto-cjk or fonts-wqy-microhei to see Chinese labels).", path.name)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(rates: np.ndarray, names: Sequence[str], path: str | Path, title: str,
+                   support: Sequence[int] | None = None, counts: np.ndarray | None = None,
+                   xlabel: str = "predicted", ylabel: str = "true") -> Path:
+    """Row-normalised confusion matrix as a PNG; ``support`` labels each row with its size, ``counts`` adds the
+    raw count to each cell."""
+    plt = pyplot()
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.8 + 0.7 * n))
+    image = ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            text = f"{rates[i, j]:.2f}" if counts is None else f"{int(counts[i, j])}\n{rates[i, j]:.2f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.55 else "black")
+    rows = [f"{name} (n={support[i]})" for i, name in enumerate(names)] if support is not None else list(names)
+    ax.set_xticks(range(n), names, rotation=45 if max(map(len, names)) > 3 else 0)
+    ax.set_yticks(range(n), rows)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return save_figure(fig, path)
 
 
 def epoch_rows(log_history: list[dict], metric_keys: Sequence[str] = ("eval_loss", "eval_accuracy")) -> list[dict]:
@@ -43,12 +104,7 @@ def smooth(values: Sequence[float], window: int = 50) -> np.ndarray:
 
 def plot_loss_curve(losses: Sequence[float], path: str | Path, window: int = 50, title: str = "training loss") -> Path:
     """Per-batch training loss (faint) and its ``window``-batch moving average, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = np.arange(1, len(losses) + 1)
     ax.plot(steps, losses, alpha=0.25, linewidth=0.8, label="per batch")
@@ -57,10 +113,7 @@ def plot_loss_curve(losses: Sequence[float], path: str | Path, window: int = 50,
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_misclassified(

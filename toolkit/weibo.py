@@ -258,40 +258,11 @@ def early_stopping(patience: int | None) -> list:
 
 
 # ---- evaluation report --------------------------------------------------------------------------------------------
-def plot_confusion_matrix(matrix: Sequence[Sequence[int]], label_names: Sequence[str], path: str | Path,
-                          title: str = "confusion matrix") -> Path:
-    """Row-normalised confusion matrix (true label per row) with the raw counts printed in each cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = np.asarray(matrix, dtype=np.int64)
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(label_names)), label_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for i in range(counts.shape[0]):
-        for j in range(counts.shape[1]):
-            ax.text(j, i, f"{counts[i, j]}\n{rates[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if rates[i, j] > 0.5 else "black")
-    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def write_evaluation(out_dir: str | Path, name: str, labels: Sequence[int], probabilities: np.ndarray,
                      label_names: Sequence[str], texts: Sequence[str], ids: Sequence[str] | None = None) -> dict:
     """Accuracy, macro-F1, per-class report, confusion-matrix PNG and misclassified posts of one labelled split."""
     from .metrics import classification_metrics, per_class_report
-    from .reports import write_json, write_misclassified
+    from .reports import plot_confusion, write_json, write_misclassified
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -299,8 +270,11 @@ def write_evaluation(out_dir: str | Path, name: str, labels: Sequence[int], prob
     predictions = probabilities.argmax(axis=-1)
     metrics = classification_metrics(labels, predictions)
     report = per_class_report(labels, predictions, label_names)
-    plot_confusion_matrix(report["confusion_matrix"], label_names, out / f"confusion_{name}.png",
-                          title=f"{name}: acc {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+    counts = np.asarray(report["confusion_matrix"])
+    support = counts.sum(axis=1)
+    plot_confusion(counts / np.maximum(support[:, None], 1), label_names, out / f"confusion_{name}.png",
+                   title=f"{name}: acc {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}",
+                   support=support.tolist(), counts=counts)
     write_misclassified(out / f"misclassified_{name}.jsonl", texts, labels, probabilities, label_names,
                         {"id": list(ids)} if ids is not None else None)
     result = {"split": name, "examples": int(len(labels)), **metrics, "per_class": report}
