@@ -119,3 +119,22 @@ def test_scalar_mix_features_commute_with_linear_pooling():
     mixed_states = pooler.scalar_mix(torch.stack(hidden, dim=1), dim=1)
     torch.testing.assert_close(pooler(hidden, mask).pooled, masked_mean(mixed_states, mask))
     assert Pooler(8, 3, pooling="max", layers="scalar_mix").cacheable is False
+
+
+CACHEABLE = [(p, layers) for p in ("cls", "mean", "max") for layers in LAYER_CHOICES
+             if (p, layers) != ("max", "scalar_mix")]  # max over a learned mix is refused (tested above)
+
+
+@pytest.mark.parametrize("pooling, layers", CACHEABLE)
+def test_cached_features_give_the_direct_pooling(pooling, layers):
+    """from_features(features(h)) equals pooling the chosen layers' token states directly."""
+    pooler = Pooler(8, 4, pooling=pooling, layers=layers)
+    assert pooler.cacheable
+    hidden = tuple(torch.randn(2, 5, 8) for _ in range(5))
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    features = pooler.features(hidden, mask)
+    assert features.shape[1:] == ((5, 8) if pooler.per_layer_features else (pooler.output_size,))
+    states = pooler._token_states(hidden)
+    direct = {"cls": states[:, 0], "mean": masked_mean(states, mask), "max": masked_max(states, mask)}[pooling]
+    torch.testing.assert_close(pooler.from_features(features), direct)
+    torch.testing.assert_close(pooler(hidden, mask).pooled, direct)

@@ -18,6 +18,8 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from .pooling import LINEAR_POOLINGS, combine_layers
+
 logger = logging.getLogger(__name__)
 
 
@@ -42,12 +44,11 @@ def _digest_tensor(h: "hashlib._Hash", tensor: torch.Tensor) -> None:
     h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
 
 
-def fingerprint(model, tokenized, max_length: int) -> str:
-    """Hash of everything the features depend on: encoder config and weights, pooling, layers,
-    max length and the token ids themselves."""
+def fingerprint(model, tokenized, max_length: int, spec: dict[str, str] | None = None) -> str:
+    """Hash of everything the features depend on: encoder config and weights, the pooler's feature spec
+    (``spec``, default the model's own), max length and the token ids themselves."""
     h = hashlib.sha256()
-    settings = {"encoder": model.config.encoder, "pooling": model.config.pooling, "layers": model.config.layers,
-                "max_length": max_length}
+    settings = {"encoder": model.config.encoder, **(spec or model.pooler.feature_spec()), "max_length": max_length}
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.encoder.state_dict().items()):
         h.update(name.encode())
@@ -96,6 +97,13 @@ def cached_feature_dataset(model, tokenized, collator, cache_dir: str | os.PathL
     if path.is_file():
         logger.info("Feature cache hit: %s", path)
         return FeatureDataset(load_file(path)["features"], labels)
+    pooler = model.pooler
+    if pooler.pooling in LINEAR_POOLINGS and pooler.layers == "last":  # the last row of a layer sweep's entry
+        spec = {"pooling": pooler.pooling, "layers": "per_layer"}
+        shared = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length, spec)}.safetensors"
+        if shared.is_file():
+            logger.info("Feature cache hit (last layer of the per-layer entry): %s", shared)
+            return FeatureDataset(combine_layers(load_file(shared)["features"], "last").contiguous(), labels)
     logger.info("Feature cache miss: encoding %d texts into %s", len(tokenized), path)
     features = compute_features(model, tokenized, collator, batch_size, device)
     path.parent.mkdir(parents=True, exist_ok=True)

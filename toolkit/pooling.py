@@ -1,9 +1,11 @@
 """Turn an encoder's token states into one vector per text: layer choice, then pooling.
 
 A pooler is split in two so frozen features can be cached: ``features()`` maps hidden states to
-the smallest tensor that still determines the output (for example one pooled vector per layer
-when a learned scalar mix follows a linear pooling), and ``from_features()`` finishes the job.
-Poolers with learned weights over tokens (self-attentive) cannot be cached that way.
+a tensor that determines the output, and ``from_features()`` finishes the job. CLS and mean pooling
+are linear, so pooling commutes with every layer choice: their multi-layer features are one pooled
+vector per layer ([B, L+1, H]), and one cached encoder pass serves a whole sweep over last-4 mean,
+last-4 concat and scalar mix (and the last layer, which is the final row). Poolers with learned
+weights over tokens (self-attentive) cannot be cached.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch import nn
 
 LAYER_CHOICES = ("last", "last4_mean", "last4_concat", "scalar_mix")
 POOLING_CHOICES = ("cls", "mean", "max", "attention")
+LINEAR_POOLINGS = ("cls", "mean")  # pool(combination of layers) == combination of pooled layers
 
 
 def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -37,6 +40,19 @@ def _broadcast_mask(mask: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
     if states.dim() == 4:
         weights = weights.unsqueeze(1)
     return weights
+
+
+def combine_layers(per_layer: torch.Tensor, layers: str, scalar_mix: "ScalarMix | None" = None) -> torch.Tensor:
+    """A layer choice applied to per-layer vectors ``[B, L+1, H]`` (embeddings first, last layer last)."""
+    if layers == "last":
+        return per_layer[:, -1]
+    if layers == "last4_mean":
+        return per_layer[:, -4:].mean(dim=1)
+    if layers == "last4_concat":
+        return per_layer[:, -4:].flatten(1)  # same order as concatenating the last four layers' token states
+    if scalar_mix is None:
+        raise ValueError("layers='scalar_mix' needs the pooler's ScalarMix.")
+    return scalar_mix(per_layer, dim=1)
 
 
 class ScalarMix(nn.Module):
@@ -144,22 +160,34 @@ class Pooler(nn.Module):
             return masked_mean(states, mask)
         return masked_max(states, mask)
 
+    @property
+    def per_layer_features(self) -> bool:
+        """Whether cached features are one pooled vector per layer, [B, L+1, H] (see the module docstring)."""
+        return self.pooling in LINEAR_POOLINGS and self.layers != "last"
+
+    def feature_spec(self) -> dict[str, str]:
+        """What the cached features depend on besides the encoder and the tokens: every multi-layer choice
+        of a linear pooling shares one per-layer entry."""
+        return {"pooling": self.pooling, "layers": "per_layer" if self.per_layer_features else self.layers}
+
     def features(self, hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor) -> torch.Tensor:
-        """Cacheable features: pooled vectors, one per layer when a scalar mix comes after."""
+        """Cacheable features: the pooled vector, or one pooled vector per layer (``per_layer_features``)."""
         if not self.cacheable:
             raise ValueError(
                 f"pooling={self.pooling!r} with layers={self.layers!r} learns weights over tokens, so its "
                 "features cannot be cached; turn the feature cache off."
             )
-        if self.layers == "scalar_mix":  # mix of pooled == pooled of mix for linear poolings
+        if self.per_layer_features:
             return self._pool(torch.stack(hidden_states, dim=1), mask)  # [B, L+1, H]
         return self._pool(self._token_states(hidden_states), mask)
 
     def from_features(self, features: torch.Tensor) -> torch.Tensor:
-        return self.scalar_mix(features, dim=1) if self.layers == "scalar_mix" else features
+        if not self.per_layer_features:
+            return features
+        return combine_layers(features, self.layers, self.scalar_mix)
 
     def forward(self, hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor) -> PoolerOutput:
-        if self.cacheable:
+        if self.layers == "scalar_mix" and self.cacheable:  # pool each layer, then mix: cheaper than mixing tokens
             return PoolerOutput(self.from_features(self.features(hidden_states, mask)))
         states = self._token_states(hidden_states)
         if self.attention is None:
