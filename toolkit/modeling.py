@@ -190,8 +190,9 @@ class EncoderHeadModel(PreTrainedModel):
 
 
 def _encoder_kwargs(model_type: str) -> dict:
-    # BERT's own pooler is never used (the toolkit pools itself); dropping it also keeps DDP free of unused weights.
-    return {"add_pooling_layer": False} if model_type == "bert" else {}
+    # BERT's and MPNet's own poolers are never used (the toolkit pools itself); dropping them also keeps DDP free of
+    # unused weights.
+    return {"add_pooling_layer": False} if model_type in ("bert", "mpnet") else {}
 
 
 class EncoderClassifier(EncoderHeadModel):
