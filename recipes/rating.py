@@ -37,7 +37,6 @@ def main(argv=None) -> dict:
     splits = rating.load_rating_splits(data_args, rating_args, training_args.seed)
 
     # ---- tokenizer and model ------------------------------------------------------------------------------------
-    model_args.model_name_or_path = rating.resolve_model_name(model_args.model_name_or_path)
     tokenizer = run.load_tokenizer(model_args)
     model = rating.build_rating_model(model_args, splits.scale, rating_args.head, rating.cleaning_options(rating_args),
                                       target_mean=splits.mean_rating)

@@ -112,3 +112,11 @@ def test_single_file_needs_file_splits(tmp_path):
                                        eval_split=str(tmp_path / "eval.csv")), seed=0)
     assert sorted(splits.train["text"]) == ["a", "b", "c"] and splits.eval["text"] == ["d"]
     assert splits.label_names == ["0", "1"]
+
+
+def test_relative_data_path_resolves_from_the_repository_root(shared_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ds = read_split("../shared/data/imdb/test.parquet", "test")
+    assert len(ds) == 25000 and {"text", "label"} <= set(ds.column_names)
+    with pytest.raises(DataError, match="does not exist"):
+        read_split("../shared/data/no_such_file.json", "train")

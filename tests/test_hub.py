@@ -131,3 +131,16 @@ def test_concatenated_file_reads_across_parts(tmp_path):
         assert view.read(20) == data[95:115]  # crosses the first cut (100)
         view.seek(-10, io.SEEK_END)
         assert view.read(50) == data[-10:] and view.read(5) == b""
+
+
+def test_relative_model_path_resolves_from_the_repository_root(tmp_path, monkeypatch):
+    """``../shared/models/...`` in a config works whatever the working directory."""
+    from toolkit.hub import REPO_ROOT, resolve_model_path
+
+    model_dir = REPO_ROOT.parent / "shared" / "models" / "zh-mini-mlm"
+    assert (model_dir / "config.json").is_file(), "the shared models folder sits beside the checkout"
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_path("../shared/models/zh-mini-mlm") == str(REPO_ROOT / "../shared/models/zh-mini-mlm")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    assert resolve_model_path("mine") == "mine", "a directory found from the working directory wins"

@@ -19,12 +19,12 @@ from typing import Any, Sequence
 
 import datasets
 
+from .hub import REPO_ROOT, resolve_path
+
 logger = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 IMDB_LABELS = ["neg", "pos"]
-# Where a checkout finds the shared data folder: <repo>/../shared/data, or $TOOLKIT_DATA.
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class DataError(ValueError):
@@ -43,6 +43,7 @@ class LoadReport:
 
 def data_search_paths(data_dir: str | os.PathLike | None = None) -> list[Path]:
     paths = [Path(p) for p in (data_dir, os.environ.get("TOOLKIT_DATA")) if p]
+    # Where a checkout finds the shared data folder: <repo>/../shared/data, or $TOOLKIT_DATA.
     paths += [REPO_ROOT.parent / "shared" / "data", Path.cwd() / "data", Path.cwd().parent / "shared" / "data"]
     return paths
 
@@ -159,8 +160,9 @@ def _split_file(folder: Path, split: str) -> Path | None:
 
 def read_split(source: str, split: str, data_dir: str | None = None, cache_dir: str | None = None) -> datasets.Dataset:
     """Read one split from a file, a folder (aclImdb layout or ``<split>.<ext>`` files), a tarball,
-    or a dataset name found locally (``imdb`` → ``../shared/data/imdb``) or on the hub."""
-    path = Path(source).expanduser()
+    or a dataset name found locally (``imdb`` → ``../shared/data/imdb``) or on the hub. Relative paths
+    that do not exist from here are tried from the repository root."""
+    path = resolve_path(source)
     if not path.exists() and "/" not in source and not path.suffix:
         local = find_named_dataset(source, data_dir)
         if local is not None:

@@ -58,6 +58,19 @@ ALIASES: dict[str, str] = {
 }
 
 
+# The checkout (an editable install): relative paths such as ../shared/models/... also resolve from here.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A path as given when it exists (or is absolute), else relative to the repository root when it exists
+    there, so ``../shared/...`` in a config works from any working directory."""
+    given = Path(path).expanduser()
+    if given.exists() or given.is_absolute() or not (REPO_ROOT / given).exists():
+        return given
+    return REPO_ROOT / given
+
+
 class ModelNotAvailableError(OSError):
     """A model name that is neither an embedded alias, a local directory, nor reachable on the hub."""
 
@@ -178,10 +191,11 @@ def extract_embedded(alias: str, cache_dir: str | os.PathLike | None = None) -> 
 def resolve_model_path(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> str:
     """Return something ``from_pretrained`` can load offline-first.
 
-    Order: an existing local directory; an embedded alias (``minilm``); otherwise the name is a
-    hub id, checked now so that an offline machine gets a clear message instead of a stack trace.
+    Order: an existing local directory (as given, or relative to the repository root); an embedded
+    alias (``minilm``); otherwise the name is a hub id, checked now so that an offline machine gets a
+    clear message instead of a stack trace.
     """
-    path = Path(name_or_path).expanduser()
+    path = resolve_path(name_or_path)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotAvailableError(f"Model directory '{path}' has no config.json.")

@@ -23,7 +23,8 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score
 
-from .data import REPO_ROOT, DataError, check_utf8, find_named_dataset, read_json, read_split, subsample
+from .data import DataError, check_utf8, find_named_dataset, read_json, read_split, subsample
+from .hub import resolve_path
 
 logger = logging.getLogger(__name__)
 
@@ -285,26 +286,10 @@ def read_rating_table(source: str, split: str, text_column: str = "text", rating
     return _records_to_dataset(records, where, "table", low, high, deduplicate=False)
 
 
-def resolve_path(path: str) -> Path:
-    """A path as given, or relative to the repository root (so `../shared/...` works from any directory)."""
-    given = Path(path).expanduser()
-    if given.exists() or given.is_absolute() or not (REPO_ROOT / given).exists():
-        return given
-    return REPO_ROOT / given
-
-
 def dataset_tag(source: str) -> str:
     """A short name for output folders: douban_dmr for .../douban_dmr/reviews.json, else the file or folder stem."""
     path = Path(source)
     return (path.parent.name if path.name == "reviews.json" else path.stem or path.name).lower() or "data"
-
-
-def resolve_model_name(name_or_path: str) -> str:
-    """A model path relative to the repository root when it is not found from here; aliases and hub ids as given."""
-    if "/" not in name_or_path and "\\" not in name_or_path:
-        return name_or_path
-    path = resolve_path(name_or_path)
-    return str(path) if path.exists() else name_or_path
 
 
 def detect_format(source: str, data_dir: str | None = None) -> tuple[str, Path | None]:
