@@ -318,6 +318,14 @@ def test_recipe_imdb_regression_on_the_eight_present_ratings(tmp_path, tiny_bert
     errors = np.clip(raw, 1, 10) - [r["rating"] for r in records]
     assert results["final"]["mae"] == pytest.approx(np.mean(np.abs(errors)), abs=1e-3)
 
+    from toolkit.inference import load_model, predict
+
+    model, tokenizer = load_model(out)
+    rows = predict(model, tokenizer, [records[0]["text"], records[1]["text"]], max_length=64)
+    for row, record in zip(rows, records):
+        assert row["value"] == pytest.approx(record["raw_prediction"], abs=1e-3)
+        assert row["rating"] == record["predicted"] and row["rating"] in IMDB.values
+
 
 @pytest.mark.parametrize("config", sorted((ROOT / "recipes" / "rating").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_rating_yaml_parses(config):

@@ -76,7 +76,8 @@ def predict(
     batch_size: int = 32,
     max_length: int = 512,
 ) -> list[dict]:
-    """Label and probabilities (or the predicted value, for regression) of every text."""
+    """Label and probabilities of every text; for regression the predicted value (and, for a rating head, the
+    nearest rating on its scale)."""
     max_length = model.fit_max_length(max_length)
     cleaner = cleaner_for(model.config)
     inputs = cleaner.clean_batch(list(texts)) if cleaner else list(texts)
@@ -98,7 +99,14 @@ def _describe(config, output, start: int, texts: Sequence[str]) -> list[dict]:
 
 def _head_prediction(config, logits: torch.Tensor, prefix: str = "") -> dict:
     if getattr(config, "problem_type", None) == "regression":
-        return {f"{prefix}value": round(float(logits.squeeze(-1)), 4)}
+        value = float(logits.squeeze(-1))
+        row = {f"{prefix}value": round(value, 4)}
+        if getattr(config, "rating_values", None):  # a rating head: also the nearest rating on its scale
+            from .rating import RatingScale
+
+            scale = RatingScale(tuple(config.rating_values))
+            row[f"{prefix}rating"] = scale.values[int(scale.nearest_ids([value])[0])]
+        return row
     id2label = {int(k): v for k, v in config.id2label.items()}
     probs = torch.softmax(logits, dim=-1)
     return {
