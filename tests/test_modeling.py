@@ -138,3 +138,13 @@ def test_cached_features_give_the_direct_pooling(pooling, layers):
     direct = {"cls": states[:, 0], "mean": masked_mean(states, mask), "max": masked_max(states, mask)}[pooling]
     torch.testing.assert_close(pooler.from_features(features), direct)
     torch.testing.assert_close(pooler(hidden, mask).pooled, direct)
+
+
+def test_encoder_config_from_a_half_precision_checkpoint_builds_a_float32_model():
+    enc = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                     dtype="float16").to_dict()
+    assert enc["dtype"] == "float16"
+    model = EncoderClassifier(ClassifierConfig(encoder=enc, num_labels=3))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    out = model(input_ids=torch.randint(5, 40, (2, 7)), labels=torch.tensor([0, 2]))
+    assert out.logits.shape == (2, 3) and torch.isfinite(out.loss)

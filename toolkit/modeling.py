@@ -65,6 +65,10 @@ class EncoderHeadConfig(PretrainedConfig):
             self.encoder = self.encoder.to_dict()
         self.encoder = dict(self.encoder or {})
         self.encoder.pop("_name_or_path", None)
+        # The encoder takes the model's dtype, not its checkpoint's (zh-mini-mlm is stored in float16): otherwise a
+        # model built from this config would pair a half-precision encoder with float32 heads.
+        for key in ("dtype", "torch_dtype"):
+            self.encoder.pop(key, None)
         super().__post_init__(**kwargs)
 
 
