@@ -7,6 +7,9 @@ same IMDB reviews (real lengths), with a randomly initialised encoder of a chose
 plain:   BertForSequenceClassification, padding to max_length, random batches, batch --batch.
 toolkit: EncoderClassifier (the study's head), length-grouped batches padded to --pad_multiple,
          bf16 where the GPU has it, fused AdamW, dataloader workers, batch --toolkit_batch.
+--compile adds the toolkit configuration under Trainer's torch_compile (inductor; after the second
+         sequence length it compiles one dynamic-shape graph, so padding to a multiple bounds recompiles);
+         its warm-up steps include the compilation, reported separately.
 Both run under ToolkitTrainer (which only adds token counting). Throughput is timed after --warmup
 steps (device synchronised). MFU counts the FLOPs of real tokens
 only (6 x non-embedding parameters per token, plus attention), against the device's peak: the
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch._dynamo
 from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, DataCollatorWithPadding,
                           TrainerCallback, TrainingArguments)
 
@@ -91,6 +95,8 @@ def train_flops(config: BertConfig, real_tokens: int, mean_len: float) -> float:
 
 def run(name, model, train, collator, args_kwargs, warmup):
     timer = StepTimer(warmup)
+    graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, report_to="none", save_strategy="no", logging_steps=10_000,
                                  disable_tqdm=True, **args_kwargs)
@@ -100,8 +106,10 @@ def run(name, model, train, collator, args_kwargs, warmup):
         tokens = trainer.token_counts()
     batch = args_kwargs["per_device_train_batch_size"]
     samples = timer.steps * batch
+    untimed = time.perf_counter() - started - timer.seconds  # set-up and warm-up steps (compilation included)
     return {"name": name, "samples_per_s": samples / timer.seconds, "steps": timer.steps, "seconds": timer.seconds,
-            "padding_efficiency": tokens["padding_efficiency"]}
+            "padding_efficiency": tokens["padding_efficiency"], "warmup_s": untimed,
+            "graphs": torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs_before}
 
 
 def main() -> None:
@@ -116,6 +124,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--plain_bf16", action="store_true", help="Give the plain configuration bf16 too.")
+    parser.add_argument("--compile", action="store_true", help="Also run the toolkit configuration compiled.")
     args = parser.parse_args()
 
     gpu = torch.cuda.is_available()
@@ -135,13 +144,19 @@ def main() -> None:
                 DataCollatorWithPadding(tokenizer, padding="max_length", max_length=args.max_length),
                 dict(common, per_device_train_batch_size=args.batch, bf16=bf16 and args.plain_bf16,
                      optim="adamw_torch"), args.warmup)
-    torch.manual_seed(0)
-    toolkit_model = EncoderClassifier(ClassifierConfig(encoder=config.to_dict(), num_labels=2, mode="finetune"))
-    toolkit = run(f"toolkit (length-grouped, pad x{args.pad_multiple}, fused AdamW)", toolkit_model, train,
-                  DataCollatorWithPadding(tokenizer, pad_to_multiple_of=args.pad_multiple),
-                  dict(common, per_device_train_batch_size=args.toolkit_batch, bf16=bf16, optim="adamw_torch_fused",
-                       train_sampling_strategy="group_by_length", dataloader_num_workers=args.workers),
-                  args.warmup)
+    toolkit_kwargs = dict(common, per_device_train_batch_size=args.toolkit_batch, bf16=bf16,
+                          optim="adamw_torch_fused", train_sampling_strategy="group_by_length",
+                          dataloader_num_workers=args.workers)
+    runs = [(plain, args.batch, "bf16" if bf16 and args.plain_bf16 else "fp32")]
+    for compiled in (False, True) if args.compile else (False,):
+        torch.manual_seed(0)
+        model = EncoderClassifier(ClassifierConfig(encoder=config.to_dict(), num_labels=2, mode="finetune"))
+        extra = ", torch.compile" if compiled else ""
+        name = f"toolkit (length-grouped, pad x{args.pad_multiple}, fused AdamW{extra})"
+        res = run(name, model, train, DataCollatorWithPadding(tokenizer, pad_to_multiple_of=args.pad_multiple),
+                  dict(toolkit_kwargs, torch_compile=compiled), args.warmup)
+        runs.append((res, args.toolkit_batch, "bf16" if bf16 else "fp32"))
+    toolkit = runs[1][0]
 
     peak, peak_note = peak_flops(torch.bfloat16 if bf16 else torch.float32)
     device = torch.cuda.get_device_name(0) if gpu else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
@@ -150,15 +165,18 @@ def main() -> None:
           "random init; "
           f"{args.steps} timed steps after {args.warmup} warm-up; {device}; torch {torch.__version__}; "
           f"peak = {peak / 1e12:.2f} TFLOP/s ({peak_note})\n")
-    print("| configuration | batch | precision | samples/s | real tokens/s | padding efficiency | MFU |")
-    print("|---|---|---|---|---|---|---|")
-    for res, batch, precision in ((plain, args.batch, "bf16" if bf16 and args.plain_bf16 else "fp32"),
-                                  (toolkit, args.toolkit_batch, "bf16" if bf16 else "fp32")):
+    print("| configuration | batch | precision | samples/s | real tokens/s | padding efficiency | MFU "
+          "| set-up + warm-up s | graphs compiled |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for res, batch, precision in runs:
         tokens_per_s = res["samples_per_s"] * mean_len  # every sample's real tokens, whatever the padding
         mfu = train_flops(config, tokens_per_s, mean_len) / peak
         print(f"| {res['name']} | {batch} | {precision} | {res['samples_per_s']:.1f} | {tokens_per_s:,.0f} | "
-              f"{res['padding_efficiency']:.1%} | {mfu:.1%} |")
+              f"{res['padding_efficiency']:.1%} | {mfu:.1%} | {res['warmup_s']:.1f} | {res['graphs']} |")
     print(f"\nspeed-up (samples/s, toolkit / plain): {toolkit['samples_per_s'] / plain['samples_per_s']:.2f}x")
+    if args.compile:
+        print(f"torch.compile (samples/s, compiled / eager toolkit): "
+              f"{runs[2][0]['samples_per_s'] / toolkit['samples_per_s']:.2f}x")
 
 
 if __name__ == "__main__":
