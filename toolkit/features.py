@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .pooling import LINEAR_POOLINGS, combine_layers
+from .pooling import LINEAR_POOLINGS, PER_LAYER, combine_layers
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +44,10 @@ def _digest_tensor(h: "hashlib._Hash", tensor: torch.Tensor) -> None:
     h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
 
 
-def fingerprint(model, tokenized, max_length: int, spec: dict[str, str] | None = None) -> str:
-    """Hash of everything the features depend on: encoder config and weights, the pooler's feature spec
-    (``spec``, default the model's own), max length and the token ids themselves."""
+def content_digest(model, tokenized) -> bytes:
+    """SHA-256 of the encoder weights and the token ids themselves: the costly part of a cache key, shared by
+    every feature spec looked up for the same model and data."""
     h = hashlib.sha256()
-    settings = {"encoder": model.config.encoder, **(spec or model.pooler.feature_spec()), "max_length": max_length}
-    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.encoder.state_dict().items()):
         h.update(name.encode())
         _digest_tensor(h, tensor)
@@ -61,6 +59,16 @@ def fingerprint(model, tokenized, max_length: int, spec: dict[str, str] | None =
                 offsets = chunk.offsets.to_numpy()
                 h.update((offsets - offsets[0]).tobytes())
                 h.update(chunk.flatten().to_numpy().tobytes())
+    return h.digest()
+
+
+def fingerprint(model, tokenized, max_length: int, spec: dict[str, str] | None = None,
+                content: bytes | None = None) -> str:
+    """Hash of everything the features depend on: encoder config, the pooler's feature spec (``spec``, default
+    the model's own), max length, and ``content`` (``content_digest``: encoder weights and token ids)."""
+    settings = {"encoder": model.config.encoder, **(spec or model.pooler.feature_spec()), "max_length": max_length}
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    h.update(content if content is not None else content_digest(model, tokenized))
     return h.hexdigest()[:32]
 
 
@@ -93,14 +101,15 @@ def cached_feature_dataset(model, tokenized, collator, cache_dir: str | os.PathL
             "its features cannot be cached. Pass --feature_cache false."
         )
     labels = torch.tensor(tokenized["labels"]) if "labels" in tokenized.column_names else None
-    path = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length)}.safetensors"
+    content = content_digest(model, tokenized)
+    path = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length, content=content)}.safetensors"
     if path.is_file():
         logger.info("Feature cache hit: %s", path)
         return FeatureDataset(load_file(path)["features"], labels)
     pooler = model.pooler
     if pooler.pooling in LINEAR_POOLINGS and pooler.layers == "last":  # the last row of a layer sweep's entry
-        spec = {"pooling": pooler.pooling, "layers": "per_layer"}
-        shared = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length, spec)}.safetensors"
+        spec = {"pooling": pooler.pooling, "layers": PER_LAYER}
+        shared = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length, spec, content)}.safetensors"
         if shared.is_file():
             logger.info("Feature cache hit (last layer of the per-layer entry): %s", shared)
             return FeatureDataset(combine_layers(load_file(shared)["features"], "last").contiguous(), labels)

@@ -18,6 +18,7 @@ from torch import nn
 LAYER_CHOICES = ("last", "last4_mean", "last4_concat", "scalar_mix")
 POOLING_CHOICES = ("cls", "mean", "max", "attention")
 LINEAR_POOLINGS = ("cls", "mean")  # pool(combination of layers) == combination of pooled layers
+PER_LAYER = "per_layer"  # the feature spec's layers for one pooled vector per layer
 
 
 def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -168,7 +169,7 @@ class Pooler(nn.Module):
     def feature_spec(self) -> dict[str, str]:
         """What the cached features depend on besides the encoder and the tokens: every multi-layer choice
         of a linear pooling shares one per-layer entry."""
-        return {"pooling": self.pooling, "layers": "per_layer" if self.per_layer_features else self.layers}
+        return {"pooling": self.pooling, "layers": PER_LAYER if self.per_layer_features else self.layers}
 
     def features(self, hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor) -> torch.Tensor:
         """Cacheable features: the pooled vector, or one pooled vector per layer (``per_layer_features``)."""
