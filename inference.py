@@ -3,8 +3,8 @@
     python inference.py --input '你是个什么东西,垃圾' --device cpu
     python inference.py --model runs/weibo-emotion-zh-mini --file posts.txt --output predictions.jsonl
 
-The post is cleaned exactly as in training (the cleaning options are saved in the model's config).
---model defaults to runs/weibo-emotion (train.sh's output) and --max_length to 140 (the training length).
+The post is cleaned and truncated exactly as in training (the saved tokenizer holds the model's cleaning options
+and max_length). --model defaults to runs/weibo-emotion (train.sh's output).
 """
 
 import sys
@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # run from a fresh clone without installing
 
 DEFAULT_MODEL = ROOT / "runs" / "weibo-emotion"
-DEFAULT_MAX_LENGTH = "140"
 
 
 def main(argv=None) -> int:
@@ -26,8 +25,6 @@ def main(argv=None) -> int:
                       "or pass --model DIR (a saved toolkit model directory).", file=sys.stderr)
                 return 2
             argv = ["--model", str(DEFAULT_MODEL)] + argv
-        if not any(a == "--max_length" or a.startswith("--max_length=") for a in argv):
-            argv += ["--max_length", DEFAULT_MAX_LENGTH]
     from toolkit.inference import main as inference_main
 
     return inference_main(argv)

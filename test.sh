@@ -13,7 +13,7 @@ DATA=${DATA:-smp2020_ewect}
 OUTPUT_DIR=${OUTPUT_DIR:-$MODEL_DIR/test}
 DEVICE=${DEVICE:-auto}                 # auto: cuda when available
 BATCH_SIZE=${BATCH_SIZE:-64}
-MAX_LENGTH=${MAX_LENGTH:-140}
+MAX_LENGTH=${MAX_LENGTH:-}                # empty: the model's training max_length
 MAX_SAMPLES=${MAX_SAMPLES:-}           # empty: every post
 LAUNCH=${LAUNCH:-accelerate launch --num_processes 1}
 
@@ -22,9 +22,10 @@ if [ ! -f "$MODEL_DIR/config.json" ]; then
     exit 2
 fi
 set -- --model "$MODEL_DIR" --output_dir "$OUTPUT_DIR" --dataset "$DATA" --device "$DEVICE" \
-    --batch_size "$BATCH_SIZE" --max_length "$MAX_LENGTH" "$@"
+    --batch_size "$BATCH_SIZE" "$@"
+[ -n "$MAX_LENGTH" ] && set -- "$@" --max_length "$MAX_LENGTH"
 for split in $TEST; do set -- "$@" --test_file "$split"; done
 [ -n "$MAX_SAMPLES" ] && set -- "$@" --max_samples "$MAX_SAMPLES"
 
-echo "+ $LAUNCH -m toolkit.weibo $*"
-exec $LAUNCH -m toolkit.weibo "$@"
+echo "+ $LAUNCH -m toolkit.studies.weibo $*"
+exec $LAUNCH -m toolkit.studies.weibo "$@"

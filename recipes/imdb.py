@@ -15,8 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a fresh clone without installing
 
 from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args  # noqa: E402
-from toolkit.data import IMDB_LABELS  # noqa: E402
-from toolkit import run  # noqa: E402
+from toolkit.data.splits import load_splits  # noqa: E402
+from toolkit.training import run  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "imdb" / "cpu.yaml"
 
@@ -30,12 +30,11 @@ def main(argv=None) -> dict:
     run.seed_everything(training_args)
 
     # ---- data ---------------------------------------------------------------------------------
-    default_labels = IMDB_LABELS if data_args.dataset.lower() in ("imdb", "stanfordnlp/imdb") else None
-    splits = run.load_splits(data_args, training_args.seed, default_labels)
+    splits = load_splits(data_args, training_args.seed)
 
     # ---- tokenizer and model ------------------------------------------------------------------
     tokenizer = run.load_tokenizer(model_args)
-    model = run.build_model(model_args, splits.label_names)
+    model = run.build_model(model_args, splits.tasks)
 
     # ---- train and report ---------------------------------------------------------------------
     trainer = run.build_trainer(model, tokenizer, splits, model_args, data_args, training_args)

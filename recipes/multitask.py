@@ -12,46 +12,40 @@ loss_curve.png, misclassified_<task>.jsonl, the saved model (every head and labe
 Predict with every head: python -m toolkit.inference --model <output_dir> --input "..." --device cpu
 """
 
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a fresh clone without installing
 
-from toolkit import run  # noqa: E402
-from toolkit.args import ModelArguments, ToolkitTrainingArguments, parse_args  # noqa: E402
-from toolkit.multitask import (  # noqa: E402
-    MultiTaskArguments,
-    build_multitask_model,
-    build_multitask_trainer,
-    train_and_report_multitask,
-)
+from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args  # noqa: E402
+from toolkit.data.splits import load_splits  # noqa: E402
+from toolkit.training import run  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "multitask" / "imdb_cpu.yaml"
+# A multi-task run's own defaults, below the YAML: IMDB sentiment and its star rating.
+DEFAULTS = {"tasks": ["sentiment:label:classification:neg,pos", "rating:rating:regression"]}
 
 
 def main(argv=None) -> dict:
-    model_args, task_args, training_args = parse_args(
-        (ModelArguments, MultiTaskArguments, ToolkitTrainingArguments), argv, default_config=DEFAULT_CONFIG
+    model_args, data_args, training_args = parse_args(
+        (ModelArguments, DataArguments, ToolkitTrainingArguments), argv, default_config=DEFAULT_CONFIG,
+        defaults=DEFAULTS,
     )
     run.default_output_dir(training_args, "multitask", model_args.mode)
     run.setup_logging(training_args)
     run.seed_everything(training_args)
 
     # ---- data: every task's labels, one column per task ---------------------------------------
-    splits = task_args.load(training_args.seed)
+    splits = load_splits(data_args, training_args.seed)
 
     # ---- tokenizer and model: shared encoder, one head per task -------------------------------
     tokenizer = run.load_tokenizer(model_args)
-    model = build_multitask_model(model_args, splits.tasks)
+    model = run.build_model(model_args, splits.tasks)
 
     # ---- train and report ---------------------------------------------------------------------
-    trainer = build_multitask_trainer(model, tokenizer, splits, model_args, task_args, training_args)
-    results = train_and_report_multitask(trainer, splits, model_args.model_name_or_path)
-    if results:
-        print(json.dumps({"per_task": results["per_task"]}, ensure_ascii=False))
-        print(f"Results written to {Path(training_args.output_dir).resolve()} (results.json, results.md, "
-              "loss_curve.png, misclassified_<task>.jsonl, model files)")
+    trainer = run.build_trainer(model, tokenizer, splits, model_args, data_args, training_args)
+    results = run.train_and_report(trainer, splits, model_args, data_args)
+    run.print_summary(results, training_args.output_dir)
     return results
 
 

@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a fresh
 
 from transformers import AutoTokenizer, Trainer  # noqa: E402
 
-from toolkit import mlm, run  # noqa: E402
 from toolkit.args import parse_args  # noqa: E402
+from toolkit.evaluation.reports import write_json  # noqa: E402
 from toolkit.hub import resolve_model_path  # noqa: E402
-from toolkit.reports import write_json  # noqa: E402
-from toolkit.weibo import make_cleaner  # noqa: E402
+from toolkit.studies import mlm  # noqa: E402
+from toolkit.training import run  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "pretrain_mlm" / "scratch.yaml"
 
@@ -36,7 +36,11 @@ def main(argv=None) -> dict:
     out = Path(training_args.output_dir)
 
     # ---- corpus: cleaned, deduplicated, a held-out share for the MLM eval loss -----------------
-    cleaner = make_cleaner(args.clean)
+    cleaner = None
+    if args.clean:
+        from toolkit.cleaning import Cleaner
+
+        cleaner = Cleaner()
     texts = mlm.corpus_texts(args.corpus, args.data_dir, cleaner)
     texts = mlm.shuffled(texts, training_args.seed, args.max_texts)
     n_eval = max(1, int(len(texts) * args.eval_fraction))

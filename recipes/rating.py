@@ -17,8 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a fresh clone without installing
 
-from toolkit import rating, rating_reports, run  # noqa: E402
 from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args  # noqa: E402
+from toolkit.cleaning import Cleaner  # noqa: E402
+from toolkit.data.splits import load_splits  # noqa: E402
+from toolkit.studies import rating  # noqa: E402
+from toolkit.studies.rating_reports import rating_reporter  # noqa: E402
+from toolkit.training import run  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "rating" / "imdb_cpu.yaml"
 
@@ -33,19 +37,19 @@ def main(argv=None) -> dict:
     run.setup_logging(training_args)
     run.seed_everything(training_args)
 
-    # ---- data: ratings validated, labels = scale positions (classification) or rating values (regression) -------
-    splits = rating.load_rating_splits(data_args, rating_args, training_args.seed)
+    # ---- data: ratings validated; one head on the scale (classes over its values, or a regressor) --------------
+    data_args.task_specs = [rating.rating_task_spec(rating_args)]
+    cleaner = Cleaner() if data_args.clean else None
+    splits = load_splits(data_args, training_args.seed, reader=rating.rating_reader(rating_args), cleaner=cleaner)
 
     # ---- tokenizer and model ------------------------------------------------------------------------------------
     tokenizer = run.load_tokenizer(model_args)
-    model = rating.build_rating_model(model_args, splits.scale, rating_args.head, rating.cleaning_options(rating_args),
-                                      target_mean=splits.mean_rating)
+    model = run.build_model(model_args, splits.tasks, cleaning=cleaner.to_dict() if cleaner else None)
 
-    # ---- train and report ---------------------------------------------------------------------------------------
-    trainer = run.build_trainer(model, tokenizer, splits, model_args, data_args, training_args,
-                                compute_metrics=rating.compute_rating_metrics(splits.scale, rating_args.head))
-    results = rating_reports.train_and_report(trainer, splits, model_args, data_args, rating_args, tokenizer)
-    rating_reports.print_summary(results, training_args.output_dir)
+    # ---- train and report: the common report plus the rating pictures ------------------------------------------
+    trainer = run.build_trainer(model, tokenizer, splits, model_args, data_args, training_args)
+    results = run.train_and_report(trainer, splits, model_args, data_args, reporters=[rating_reporter(rating_args)])
+    run.print_summary(results, training_args.output_dir)
     return results
 
 

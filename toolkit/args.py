@@ -15,8 +15,10 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-from .modeling import MODES
-from .pooling import LAYER_CHOICES, POOLING_CHOICES
+from .data.labels import TASK_NAME, TaskConfig, TaskSpec, validate_tasks
+from .data.readers import KNOWN_CLASS_NAMES
+from .modeling.model import MODES
+from .modeling.pooling import LAYER_CHOICES, POOLING_CHOICES
 
 
 @dataclass
@@ -60,31 +62,72 @@ class ModelArguments:
         return {k: getattr(self, k) for k in keys}
 
 
+CLASS_WEIGHTING = ("none", "balanced")
+
+
 @dataclass
 class DataArguments:
+    """Where the rows come from and what their labels are: one source whose rows label every task
+    (``--dataset``), or one source per task (``--task_datasets``)."""
+
     dataset: str = field(
         default="imdb",
         metadata={
             "help": "A dataset name found in the local data folders (imdb -> ../shared/data/imdb) or on the hub; or a "
-            "path: an aclImdb folder or tarball, a folder of <split>.parquet/csv/json(l) files, or one such file."
+            "path: an aclImdb folder or tarball, a folder of <split>.parquet/csv/json(l) files, or one such file "
+            "(split into train/eval by --eval_fraction)."
         },
+    )
+    task_datasets: list[str] | None = field(
+        default=None,
+        metadata={"help": "One source per task, in --tasks order; overrides --dataset. Rows carry a task id, batches "
+                  "mix tasks, and each head's loss counts only its own rows."},
+    )
+    tasks: list[str] | None = field(
+        default=None,
+        metadata={"help": "One head per spec name:column[:classification|regression[:class1,class2,...]]; class "
+                  "names are in id order (default: from the data). Default: one classification task on "
+                  "--label_column with --class_names."},
     )
     data_dir: str | None = field(default=None, metadata={"help": "Extra folder searched first for named datasets."})
     train_split: str = field(default="train", metadata={"help": "Split name, or a data file path, to train on."})
     eval_split: str = field(
         default="test", metadata={"help": "Split name, or a data file path, evaluated after every epoch."}
     )
+    test_splits: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Labelled splits (or files) scored once with the final (best) model after training."},
+    )
     text_column: str = field(default="text", metadata={"help": "Column holding the text."})
     label_column: str = field(default="label", metadata={"help": "Column holding the label (int or string)."})
     class_names: list[str] | None = field(
         default=None, metadata={"help": "Label names in id order; default: from the data (imdb: neg pos)."}
     )
+    eval_fraction: float = field(
+        default=0.1, metadata={"help": "Single-file sources: the seeded (stratified) share held out for eval."}
+    )
+    clean: bool = field(
+        default=False, metadata={"help": "Clean texts with toolkit.cleaning.Cleaner (options saved with the model)."}
+    )
+    loss_weights: list[float] | None = field(
+        default=None, metadata={"help": "Weight of each task's loss, in --tasks order (default 1 each)."}
+    )
+    sampling_temperature: float = field(
+        default=1.0, metadata={"help": "One source per task: task t is drawn with p ∝ n_t^(1/T); 1 = by size."}
+    )
+    class_weighting: str = field(
+        default="none",
+        metadata={"help": f"{CLASS_WEIGHTING}: 'balanced' weights each class's cross-entropy by n / (k * count)."},
+    )
     max_length: int = field(default=512, metadata={"help": "Truncate texts to this many tokens."})
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Seeded random subset of the train split (null = all)."}
+        default=None, metadata={"help": "Seeded random subset of the train split, per source (null = all)."}
     )
     max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Seeded random subset of the eval split (null = all)."}
+        default=None, metadata={"help": "Seeded random subset of the eval split, per source (null = all)."}
+    )
+    max_test_samples: int | None = field(
+        default=None, metadata={"help": "Seeded random subset of each test split (null = all)."}
     )
     pad_to_multiple_of: int | None = field(
         default=8, metadata={"help": "Pad each batch to a multiple of this length (tensor-core friendly)."}
@@ -99,10 +142,36 @@ class DataArguments:
     def __post_init__(self):
         if self.max_length < 8:
             raise ValueError(f"--max_length {self.max_length} is too small (>= 8).")
-        for name in ("max_train_samples", "max_eval_samples"):
+        for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} {value} must be >= 1, or null for all.")
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(f"--eval_fraction {self.eval_fraction} must lie strictly between 0 and 1.")
+        if self.sampling_temperature <= 0:
+            raise ValueError(f"--sampling_temperature {self.sampling_temperature} must be > 0.")
+        if self.class_weighting not in CLASS_WEIGHTING:
+            raise ValueError(f"--class_weighting {self.class_weighting!r} is not one of {CLASS_WEIGHTING}.")
+        if self.tasks is not None and not self.tasks:
+            raise ValueError("--tasks is empty; give at least one task spec such as sentiment:label.")
+        self.task_specs = self.default_task_specs()
+        validate_tasks([TaskConfig(s.name, 1 if s.is_regression else 2, s.problem_type) for s in self.task_specs])
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.task_specs):
+            raise ValueError(f"--loss_weights {self.loss_weights} has {len(self.loss_weights)} values for "
+                             f"{len(self.task_specs)} tasks {[s.name for s in self.task_specs]}.")
+        if self.task_datasets is not None and len(self.task_datasets) != len(self.task_specs):
+            raise ValueError(f"--task_datasets names {len(self.task_datasets)} sources for {len(self.task_specs)} "
+                             f"tasks ({[s.name for s in self.task_specs]}); give one per task, in the same order.")
+
+    def default_task_specs(self) -> list[TaskSpec]:
+        """The task specs: --tasks, or one classification task on --label_column with --class_names."""
+        if self.tasks:
+            return [TaskSpec.parse(s) for s in self.tasks]
+        name = self.label_column if TASK_NAME.match(self.label_column) else "label"
+        names = self.class_names
+        if names is None and self.label_column == "label" and not self.task_datasets:
+            names = KNOWN_CLASS_NAMES.get(self.dataset.lower())
+        return [TaskSpec(name, self.label_column, "classification", names)]
 
 
 @dataclass
@@ -133,8 +202,28 @@ class ToolkitTrainingArguments(TrainingArguments):
         default="auto",
         metadata={"help": "auto (bf16 on GPUs that support it, else fp32), fp32, bf16 or fp16; sets --bf16/--fp16."},
     )
+    warmup_epochs: float | None = field(
+        default=None, metadata={"help": "Linear warm-up length in epochs (sets warmup_steps; the Weibo study: 1)."}
+    )
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many evaluations without a better metric_for_best_model."}
+    )
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={"help": "Keep checkpoint-* folders (optimizer state, for resuming) after a run completes; by "
+                  "default they are removed so the output folder holds the model, reports and JSON only."},
+    )
+    metric: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Extra evaluate modules for every classification head: a bundled name (classification, "
+                  "rating), a local module path, or a hub name where the hub is reachable."},
+    )
 
     def __post_init__(self):
+        if self.warmup_epochs is not None and self.warmup_epochs < 0:
+            raise ValueError(f"--warmup_epochs {self.warmup_epochs} must be >= 0.")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"--early_stopping_patience {self.early_stopping_patience} must be >= 1 or null.")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"--precision {self.precision!r} is not one of auto, fp32, bf16, fp16.")
         if self.precision == "auto" and not (self.bf16 or self.fp16) and not self.use_cpu:
@@ -147,12 +236,14 @@ class ToolkitTrainingArguments(TrainingArguments):
 
 
 def parse_args(
-    dataclass_types: tuple[type, ...], argv: list[str] | None = None, default_config: str | Path | None = None
+    dataclass_types: tuple[type, ...], argv: list[str] | None = None, default_config: str | Path | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> tuple[Any, ...]:
     """Parse ``[config.yaml] [--config config.yaml] [--flags]`` into the dataclasses.
 
-    YAML values become the parser's defaults, so any flag given on the command line overrides them.
-    ``default_config`` is read when the command line names no config (a recipe's CPU-sized default).
+    Layers, lowest first: the dataclasses' defaults, a study's ``defaults`` (its dataset, columns, schedule), the
+    YAML file, then flags on the command line. ``default_config`` is read when the command line names no config
+    (a recipe's CPU-sized default).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     config_path = default_config
@@ -165,6 +256,8 @@ def parse_args(
         config_path = argv[i + 1]
         del argv[i : i + 2]
     parser = HfArgumentParser(dataclass_types)
+    if defaults:
+        parser.set_defaults(**defaults)
     if config_path is not None:
         parser.set_defaults(**load_yaml_config(config_path, dataclass_types))
     return parser.parse_args_into_dataclasses(args=argv)

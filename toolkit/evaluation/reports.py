@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -143,5 +145,90 @@ def write_misclassified(
     return len(wrong)
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it into place: a killed run never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path: str | Path, payload: dict) -> None:
-    Path(path).write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def finite(value):
+    """NaN and infinities (an undefined Spearman, say) as None, so results.json stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def hardware() -> str:
+    """The device a run trained on, in words (GPU name, or CPU architecture and thread count) and torch's version."""
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        device = f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
+    else:
+        device = f"CPU only ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"{device}; torch {torch.__version__}"
+
+
+def write_model_card(out: str | Path, results: dict, command: str) -> Path:
+    """README.md beside the saved model: how it was trained (command, data, date, hardware), what it predicts
+    (tasks and label spaces), how well (final metrics), and how to load it."""
+    import datetime
+
+    out = Path(out)
+    tasks = results["tasks"]
+    metric_rows = [{"task": name, **{k: v for k, v in metrics.items() if k != "n"}}
+                   for name, metrics in results["per_task"].items()]
+    task_lines = []
+    for t in tasks:
+        if t["problem_type"] == "regression":
+            what = f"regression (outputs in the label's units; train mean {t['target_mean']:.4g}, std " \
+                   f"{t['target_std']:.4g})"
+        else:
+            what = f"{t['num_labels']} classes: {', '.join(t['id2label'][k] for k in sorted(t['id2label']))}"
+        scale = f"; rating scale {t['values']}" if t.get("values") else ""
+        task_lines.append(f"- `{t['name']}`: {what}{scale}")
+    data_lines = [f"- {role}: {r['source']} ({r['rows_kept'] or r['rows_read']} rows"
+                  f"{', ' + str(r['empty_texts_dropped']) + ' empty dropped' if r['empty_texts_dropped'] else ''})"
+                  for role, r in results["data"].items()]
+    single = len(tasks) == 1
+    usage = ("```python\nimport toolkit  # registers the model and tokenizer classes with transformers\n"
+             "from transformers import pipeline\n\n"
+             f'classify = pipeline("text-classification", model="{out}")\n'
+             'print(classify("..."))  # cleaning and truncation as in training are applied by the tokenizer\n```\n'
+             if single else
+             "```python\nimport toolkit\nfrom toolkit.inference import load_model, predict\n\n"
+             f'model, tokenizer = load_model("{out}")\nprint(predict(model, tokenizer, ["..."]))  # every head\n'
+             "```\n")
+    text = (
+        f"# {out.name}\n\n"
+        f"A `toolkit` text classifier: encoder `{results['model']}` ({results['mode']}, pooling "
+        f"{results['pooling']}, layers {results['layers']}), max_length {results['max_length']}, "
+        f"{'one head' if single else f'{len(tasks)} heads'}.\n\n"
+        "## Tasks\n\n" + "\n".join(task_lines) + "\n\n"
+        "## Training\n\n"
+        f"- command: `{command}`\n- date: {datetime.date.today().isoformat()}\n- hardware: {hardware()}\n"
+        f"- precision: {results['precision']}; train time {results['train_seconds']} s; "
+        f"{results['train_examples']} train / {results['eval_examples']} eval rows\n"
+        f"- cleaning: {'yes (in config.json; the tokenizer re-applies it)' if results.get('cleaning') else 'none'}"
+        "\n\n## Data\n\n" + "\n".join(data_lines) + "\n\n"
+        "## Evaluation (eval split, final model)\n\n" + markdown_table(metric_rows) + "\n"
+        "## Use\n\n" + usage
+    )
+    path = out / "README.md"
+    write_text_atomic(path, text)
+    return path

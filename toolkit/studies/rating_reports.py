@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from . import reports
-from .metrics import per_class_report
-from .run import save_final_model
-from .rating import (RatingScale, RatingSplits, label_ids_from_targets, pooled_outputs, predictions_from_output,
-                     rating_metrics)
+from ..data.labels import TaskConfig
+from ..evaluation import reports
+from ..evaluation.metrics import task_predictions
+from ..training.run import Reporter, RunReport, as_tuple
+from .rating import pooled_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +57,7 @@ def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path, t
                                   ylabel="true rating")
 
 
-def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], scale: RatingScale, path: str | Path,
+def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], scale: TaskConfig, path: str | Path,
                            raw_predictions: Sequence[float] | None = None) -> Path:
     """Counts of true and predicted ratings side by side; for regression also the raw predicted values."""
     plt = reports.pyplot()
@@ -71,7 +68,7 @@ def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], sca
     x = np.arange(n)
     ax.bar(x - 0.2, np.bincount(np.asarray(true_ids), minlength=n), width=0.4, label="true")
     ax.bar(x + 0.2, np.bincount(np.asarray(pred_ids), minlength=n), width=0.4, label="predicted")
-    ax.set_xticks(x, scale.names)
+    ax.set_xticks(x, scale.scale_names)
     ax.set_xlabel("rating")
     ax.set_ylabel("reviews")
     ax.set_title("true vs predicted ratings")
@@ -106,14 +103,14 @@ def tsne_points(features: np.ndarray, seed: int) -> np.ndarray:
         return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(reduced)
 
 
-def plot_tsne(points: np.ndarray, rating_ids: Sequence[int], scale: RatingScale, path: str | Path,
+def plot_tsne(points: np.ndarray, rating_ids: Sequence[int], scale: TaskConfig, path: str | Path,
               title: str = "t-SNE of pooled features") -> Path:
     plt = reports.pyplot()
     cmap = plt.get_cmap("plasma")  # ordered low -> high rating, and no colour too pale for white paper
     colours = [cmap(0.85 * i / max(1, len(scale.values) - 1)) for i in range(len(scale.values))]
     rating_ids = np.asarray(rating_ids)
     fig, ax = plt.subplots(figsize=(7, 6))
-    for i, name in enumerate(scale.names):
+    for i, name in enumerate(scale.scale_names):
         chosen = rating_ids == i
         if chosen.any():
             ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=colours[i], label=f"{name} ({chosen.sum()})",
@@ -173,7 +170,7 @@ def _chinese_terms(text: str) -> list[str]:
     return terms
 
 
-def top_words(texts: Sequence[str], rating_ids: Sequence[int], scale: RatingScale, k: int = 10,
+def top_words(texts: Sequence[str], rating_ids: Sequence[int], scale: TaskConfig, k: int = 10,
               chinese: bool | None = None) -> dict[str, list[dict]]:
     """Per rating: the ``k`` terms with the highest mean TF-IDF over that rating's reviews (IDF over all reviews),
     with how many of its reviews contain each. Chinese: characters and character bigrams; else English words."""
@@ -193,7 +190,7 @@ def top_words(texts: Sequence[str], rating_ids: Sequence[int], scale: RatingScal
     vocab = np.asarray(vectorizer.get_feature_names_out())
     rating_ids = np.asarray(rating_ids)
     table = {}
-    for i, name in enumerate(scale.names):
+    for i, name in enumerate(scale.scale_names):
         rows = np.flatnonzero(rating_ids == i)
         if len(rows) == 0:
             table[name] = []
@@ -215,139 +212,75 @@ def top_words_markdown(table: dict[str, list[dict]], counts: dict[str, int]) -> 
     return "\n".join(lines) + "\n"
 
 
-# ---- the run's results -------------------------------------------------------------------------------------------
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+# ---- the reporter -----------------------------------------------------------------------------------------------
+def rating_reporter(rating_args) -> "Reporter":
+    """The rating study's part of a run's report: plain and off-by-one confusion matrices, rating histograms, a t-SNE
+    map of pooled features, the attention heat-map (pooling=attention), top words per rating, predictions.jsonl."""
 
+    def report(run: "RunReport") -> dict:
+        trainer, splits, out = run.trainer, run.splits, run.output_dir
+        scale = splits.tasks[0]
+        head = "regression" if scale.is_regression else "classification"
+        output = np.asarray(as_tuple(run.prediction.predictions)[0], dtype=np.float64)
+        pred = task_predictions(scale, output)
+        pred_ids = pred["ids"]
+        labels = np.asarray(splits.eval[scale.label_column], dtype=np.float64)
+        true_ids = scale.nearest_ids(labels) if scale.is_regression else labels.astype(int)
+        final = run.results["per_task"][scale.name]
+        n = len(scale.values)
+        support = np.bincount(true_ids, minlength=n).tolist()
+        texts, positions = splits.eval["text"], splits.eval["position"]  # materialise once: column reads copy
+        points = pred.get("points") if scale.is_regression else None
+        pictures = {
+            "confusion_matrix": plot_confusion(
+                confusion(true_ids, pred_ids, n), scale.scale_names, out / "confusion_matrix.png",
+                f"row-normalised confusion (accuracy {final['accuracy']:.3f})", support),
+            "confusion_off_by_one": plot_confusion(
+                confusion(true_ids, pred_ids, n, off_by_one=True), scale.scale_names,
+                out / "confusion_off_by_one.png",
+                f"off-by-one: one step away counts on the diagonal\n(off-by-one accuracy "
+                f"{final['off_by_one_accuracy']:.3f})", support),
+            "rating_histogram": plot_rating_histograms(true_ids, pred_ids, scale, out / "rating_histogram.png", points),
+        }
+        rng = np.random.default_rng(trainer.args.seed)
+        n_eval = len(splits.eval)
+        tsne_rows = np.sort(rng.choice(n_eval, size=min(n_eval, rating_args.tsne_points), replace=False))
+        if len(tsne_rows) >= 10:
+            pooled = pooled_outputs(trainer, tsne_rows.tolist())
+            pictures["tsne"] = plot_tsne(tsne_points(pooled["pooled"], trainer.args.seed), true_ids[tsne_rows],
+                                         scale, out / "tsne.png",
+                                         f"t-SNE of {trainer.model.config.pooling}-pooled features "
+                                         f"({len(tsne_rows)} eval texts)")
+        if trainer.model.config.pooling == "attention" and rating_args.attention_examples:
+            rows = choose_attention_examples(true_ids, [len(t) for t in texts], rating_args.attention_examples)
+            got = pooled_outputs(trainer, rows)
+            tokenizer = trainer.processing_class
+            examples = [{"tokens": tokenizer.convert_ids_to_tokens(ids), "attention": att,
+                         "title": f"true {scale.scale_names[true_ids[r]]}, predicted "
+                                  f"{scale.scale_names[pred_ids[r]]}: {texts[r][:70]}"}
+                        for r, ids, att in zip(rows, got["token_ids"], got["attention"])]
+            if examples:
+                pictures["attention"] = plot_attention(examples, out / "attention.png")
 
-def write_rating_results(trainer, splits: RatingSplits, model_args, data_args, rating_args, tokenizer,
-                         train_seconds: float) -> dict:
-    """Final predictions, metrics, pictures, top words, predictions.jsonl, results.json and results.md."""
-    out = Path(trainer.args.output_dir)
-    prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="test")
-    if not trainer.is_world_process_zero():
-        return {}
-    scale, head = splits.scale, splits.head
-    output = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    pred_ids, points = predictions_from_output(output, scale, head)
-    true_ids = label_ids_from_targets(splits.eval["label"], scale, head)
-    final = rating_metrics(true_ids, pred_ids, scale, points if head == "regression" else None)
-    final["loss"] = prediction.metrics.get("test_loss")
-    support = np.bincount(true_ids, minlength=len(scale.values)).tolist()
-    texts, positions = splits.eval["text"], splits.eval["position"]  # materialise once: column reads copy
-
-    pictures = {
-        "confusion_matrix": plot_confusion(confusion(true_ids, pred_ids, len(scale.values)), scale.names,
-                                           out / "confusion_matrix.png",
-                                           f"row-normalised confusion (accuracy {final['accuracy']:.3f})", support),
-        "confusion_off_by_one": plot_confusion(
-            confusion(true_ids, pred_ids, len(scale.values), off_by_one=True), scale.names,
-            out / "confusion_off_by_one.png",
-            f"off-by-one: one step away counts on the diagonal\n(off-by-one accuracy "
-            f"{final['off_by_one_accuracy']:.3f})", support),
-        "rating_histogram": plot_rating_histograms(true_ids, pred_ids, scale, out / "rating_histogram.png",
-                                                   points if head == "regression" else None),
-    }
-    rng = np.random.default_rng(trainer.args.seed)
-    n_eval = len(splits.eval)
-    tsne_rows = np.sort(rng.choice(n_eval, size=min(n_eval, rating_args.tsne_points), replace=False))
-    pooled = pooled_outputs(trainer, tsne_rows.tolist())
-    if len(tsne_rows) >= 10:
-        pictures["tsne"] = plot_tsne(tsne_points(pooled["pooled"], trainer.args.seed), true_ids[tsne_rows], scale,
-                                     out / "tsne.png",
-                                     f"t-SNE of {trainer.model.config.pooling}-pooled features "
-                                     f"({len(tsne_rows)} eval texts)")
-    if trainer.model.config.pooling == "attention" and rating_args.attention_examples:
-        lengths = [len(t) for t in texts]
-        rows = choose_attention_examples(true_ids, lengths, rating_args.attention_examples)
-        got = pooled_outputs(trainer, rows)
-        examples = [{"tokens": tokenizer.convert_ids_to_tokens(ids), "attention": att,
-                     "title": f"true {scale.names[true_ids[r]]}, predicted {scale.names[pred_ids[r]]}: "
-                              f"{texts[r][:70]}"}
-                    for r, ids, att in zip(rows, got["token_ids"], got["attention"])]
-        if examples:
-            pictures["attention"] = plot_attention(examples, out / "attention.png")
-
-    train_ids = label_ids_from_targets(splits.train["label"], scale, head)
-    words = top_words(splits.train["text"], train_ids, scale, rating_args.top_words)
-    train_counts = {name: int(c) for name, c in zip(scale.names, np.bincount(train_ids, minlength=len(scale.values)))}
-    (out / "top_words.md").write_text(top_words_markdown(words, train_counts), encoding="utf-8")
-
-    raw = np.asarray(output, dtype=np.float64).reshape(n_eval, -1)[:, 0]
-    with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
+        train_labels = np.asarray(splits.train[scale.label_column], dtype=np.float64)
+        train_ids = scale.nearest_ids(train_labels) if scale.is_regression else train_labels.astype(int)
+        words = top_words(splits.train["text"], train_ids, scale, rating_args.top_words)
+        train_counts = {name: int(c) for name, c in zip(scale.scale_names, np.bincount(train_ids, minlength=n))}
+        reports.write_text_atomic(out / "top_words.md", top_words_markdown(words, train_counts))
+        records = []
         for i in range(n_eval):
-            record = {"index": i, "position": positions[i], "rating": int(scale.values[true_ids[i]]),
-                      "predicted": int(scale.values[pred_ids[i]]), "text": texts[i]}
-            if head == "regression":
-                record["raw_prediction"] = round(float(raw[i]), 4)
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    losses = trainer.batch_losses()
-    if losses:
-        pictures["loss_curve"] = reports.plot_loss_curve(losses, out / "loss_curve.png", window=20)
+            record = {"index": i, "position": positions[i], "rating": scale.scale_names[true_ids[i]],
+                      "predicted": scale.scale_names[pred_ids[i]], "text": texts[i]}
+            if scale.is_regression:
+                record["raw_prediction"] = round(float(pred["values"][i]), 4)
+            records.append(json.dumps(record, ensure_ascii=False))
+        reports.write_text_atomic(out / "predictions.jsonl", "\n".join(records) + "\n")
+        run.pictures.update({k: p.name for k, p in pictures.items()})
+        run.markdown.append("\n## Top terms per rating (train, mean TF-IDF)\n\n"
+                            + top_words_markdown(words, train_counts))
+        return {"head": head, "rating_values": list(scale.values), "top_words": words,
+                "label_mapping": ("label id = position in rating_values" if head == "classification" else
+                                  "target = the rating value (learned standardised); predictions clipped to the scale "
+                                  "and read as the nearest rating value for accuracy, off-by-one and the matrices")}
 
-    metric_keys = ("eval_loss", "eval_accuracy", "eval_off_by_one_accuracy", "eval_macro_f1", "eval_mae")
-    rows = reports.epoch_rows(trainer.state.log_history, metric_keys)
-    config = trainer.model.config
-    results = {
-        "model": model_args.model_name_or_path,
-        "head": head,
-        "mode": config.mode,
-        "pooling": config.pooling,
-        "layers": config.layers,
-        "dataset": data_args.dataset,
-        "rating_values": list(scale.values),
-        "label_mapping": ("label id = position in rating_values" if head == "classification" else
-                          "target = the rating value itself; predictions clipped to the scale and rounded to the "
-                          "nearest rating value for accuracy, off-by-one and the matrices"),
-        "train_examples": len(splits.train),
-        "eval_examples": n_eval,
-        "data": {role: asdict(r) for role, r in splits.reports.items()},
-        "epochs": rows,
-        "final": final,
-        "per_class": per_class_report(true_ids, pred_ids, scale.names),
-        "top_words": words,
-        "pictures": {k: p.name for k, p in pictures.items()},
-        "train_seconds": round(train_seconds, 1),
-        "feature_cache": bool(config.mode == "frozen" and data_args.feature_cache and trainer.model.pooler.cacheable),
-        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
-    }
-    if hasattr(trainer, "token_counts"):
-        results["tokens"] = trainer.token_counts()
-    summary = [{k: final[k] for k in ("accuracy", "off_by_one_accuracy", "macro_f1", "mae", "rmse", "spearman")}]
-    (out / "results.md").write_text(
-        f"# Rating prediction: {results['model']} ({head}, {config.mode}, pooling={config.pooling})\n\n"
-        f"Rating values {list(scale.values)}; {len(splits.train)} train / {n_eval} eval reviews.\n\n"
-        "## Final evaluation\n\n" + reports.markdown_table(summary) +
-        "\n## Per epoch\n\n" + reports.markdown_table(rows) +
-        "\n## Top terms per rating (train, mean TF-IDF)\n\n" + top_words_markdown(words, train_counts) +
-        "\n## Pictures\n\n" + "".join(f"- {k}: {p.name}\n" for k, p in pictures.items()),
-        encoding="utf-8",
-    )
-    reports.write_json(out / "results.json", _finite(results))
-    return _finite(results)
-
-
-def train_and_report(trainer, splits: RatingSplits, model_args, data_args, rating_args, tokenizer) -> dict:
-    """Train (resuming when asked), save the model and tokenizer, then write the rating reports."""
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)
-    seconds = time.perf_counter() - start
-    save_final_model(trainer)
-    return write_rating_results(trainer, splits, model_args, data_args, rating_args, tokenizer, seconds)
-
-
-def print_summary(results: dict, output_dir: str) -> None:
-    """The headline numbers and where the files are (for the recipe's console)."""
-    if not results:
-        return
-    final = results["final"]
-    keys = ("accuracy", "off_by_one_accuracy", "macro_f1", "mae", "rmse", "spearman")
-    print(json.dumps({k: None if final[k] is None else round(final[k], 4) for k in keys}))
-    print(f"Results written to {Path(output_dir).resolve()}: results.json, results.md, predictions.jsonl, "
-          f"top_words.md, {', '.join(results['pictures'].values())}, model files")
+    return report

@@ -17,8 +17,8 @@ from typing import Iterable, Sequence
 
 from transformers import TrainerCallback
 
-from .args import ToolkitTrainingArguments
-from .data import DataError, find_named_dataset
+from ..args import ToolkitTrainingArguments
+from ..data.readers import DataError, find_named_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def load_mlm_model(name_or_path: str, tokenizer, cache_dir: str | None = None):
     import torch
     from transformers import AutoModelForMaskedLM
 
-    from .hub import resolve_model_path
+    from ..hub import resolve_model_path
 
     model = AutoModelForMaskedLM.from_pretrained(resolve_model_path(name_or_path, cache_dir), dtype=torch.float32)
     if model.get_input_embeddings().num_embeddings != len(tokenizer):

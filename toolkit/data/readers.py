@@ -1,8 +1,8 @@
-"""Read labelled text from local files (or the hub when reachable), validate it, and tokenise it.
+"""Read raw rows from local files (or the hub when reachable): tables, aclImdb folders and tarballs, JSON.
 
-Every reader returns a ``datasets.Dataset`` with a ``text`` column and an integer ``label``
-column (plus whatever else the source had, such as IMDB's ``rating``). Problems in the input are
-raised as ``DataError`` naming the file, the record and what to do.
+Readers return ``datasets.Dataset`` rows as the source has them; ``toolkit.data.splits`` turns them into a run's
+splits (text column, label columns per task). Problems in the input are raised as ``DataError`` naming the file,
+the record and what to do.
 """
 
 from __future__ import annotations
@@ -13,18 +13,20 @@ import logging
 import os
 import re
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import datasets
 
-from .hub import REPO_ROOT, resolve_path
+from ..hub import REPO_ROOT, resolve_path
 
 logger = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 IMDB_LABELS = ["neg", "pos"]
+# Class names of named datasets whose label column holds ids.
+KNOWN_CLASS_NAMES = {"imdb": IMDB_LABELS, "stanfordnlp/imdb": IMDB_LABELS}
 
 
 class DataError(ValueError):
@@ -33,12 +35,15 @@ class DataError(ValueError):
 
 @dataclass
 class LoadReport:
-    """What happened while reading one split, written into the run's results."""
+    """What happened while reading one source, written into the run's results."""
 
     source: str
+    format: str = "table"
     rows_read: int = 0
     empty_texts_dropped: int = 0
-    label_names: list[str] = field(default_factory=list)
+    duplicates_dropped: int = 0
+    duplicates_with_other_label: int = 0
+    rows_kept: int = 0
 
 
 def data_search_paths(data_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -199,84 +204,8 @@ def _read_hub(name: str, split: str, cache_dir: str | None) -> datasets.Dataset:
         ) from None
 
 
-def prepare_split(
-    ds: datasets.Dataset,
-    source: str,
-    text_column: str = "text",
-    label_column: str = "label",
-    label_names: Sequence[str] | None = None,
-) -> tuple[datasets.Dataset, LoadReport]:
-    """Validate columns and labels, drop (and count) empty texts, map labels to ids 0..n-1.
-
-    With ``label_names`` given, string labels map by name and integer labels must lie in
-    ``range(len(label_names))``; without, names come from the data (sorted strings, or 0..max).
-    """
-    for column, what in ((text_column, "text"), (label_column, "label")):
-        if column not in ds.column_names:
-            raise DataError(
-                f"{source}: no {what} column '{column}' (columns: {ds.column_names}); "
-                f"set --{what}_column to one of them."
-            )
-    report = LoadReport(source=source, rows_read=len(ds))
-    non_str = [i for i, t in enumerate(ds[text_column]) if t is not None and not isinstance(t, str)]
-    if non_str:
-        raise DataError(f"{source}: record {non_str[0]} has a non-text value in column '{text_column}' "
-                        f"({len(non_str)} such); the text column must hold strings.")
-    if any(t and t.startswith("\ufeff") for t in ds[text_column]):  # byte-order marks left inside records
-        ds = ds.map(lambda b: {text_column: [t.lstrip("\ufeff") if t else t for t in b[text_column]]}, batched=True,
-                    desc="strip byte-order marks")
-    before = len(ds)  # missing cells (None) count as empty texts
-    ds = ds.filter(lambda batch: [bool(t and t.strip()) for t in batch[text_column]], batched=True,
-                   desc="drop empty texts")
-    report.empty_texts_dropped = before - len(ds)
-    if report.empty_texts_dropped:
-        logger.warning("%s: dropped %d empty texts", source, report.empty_texts_dropped)
-    if len(ds) == 0:
-        raise DataError(f"{source}: every text is empty.")
-
-    raw_labels = ds[label_column]
-    if any(label is None for label in raw_labels):
-        idx = next(i for i, label in enumerate(raw_labels) if label is None)
-        raise DataError(f"{source}: record {idx} has no label in column '{label_column}'.")
-    is_str = isinstance(raw_labels[0], str)
-    if label_names is None:
-        label_names = sorted(set(raw_labels)) if is_str else [str(i) for i in range(max(raw_labels) + 1)]
-    label_names = [str(n) for n in label_names]
-    if is_str:
-        index = {name: i for i, name in enumerate(label_names)}
-        bad = sorted({label for label in raw_labels if label not in index})
-        if bad:
-            raise DataError(f"{source}: labels {bad[:5]} are not in the label set {label_names}.")
-        ids = [index[label] for label in raw_labels]
-    else:
-        bad = sorted({label for label in raw_labels if not (isinstance(label, int) and 0 <= label < len(label_names))})
-        if bad:
-            raise DataError(f"{source}: labels {bad[:5]} are outside 0..{len(label_names) - 1} ({label_names}).")
-        ids = list(raw_labels)
-    if text_column != "text":
-        ds = ds.remove_columns([c for c in ("text",) if c in ds.column_names]).rename_column(text_column, "text")
-    ds = ds.remove_columns([c for c in {label_column, "label"} if c in ds.column_names]).add_column("label", ids)
-    report.label_names = label_names
-    return ds, report
-
-
 def subsample(ds: datasets.Dataset, max_samples: int | None, seed: int) -> datasets.Dataset:
     """A seeded random subset (files are often sorted by label, so never the first N)."""
     if max_samples is None or max_samples >= len(ds):
         return ds
     return ds.shuffle(seed=seed).select(range(max_samples))
-
-
-def tokenize(ds: datasets.Dataset, tokenizer, max_length: int, text_column: str = "text") -> datasets.Dataset:
-    """Tokenise with truncation and no padding (the collator pads per batch); keeps ``label``."""
-
-    def encode(batch: dict) -> dict:
-        return tokenizer(batch[text_column], truncation=True, max_length=max_length)
-
-    keep = {"label"}
-    return ds.map(
-        encode,
-        batched=True,
-        remove_columns=[c for c in ds.column_names if c not in keep],
-        desc=f"tokenize (max_length={max_length})",
-    ).rename_column("label", "labels")

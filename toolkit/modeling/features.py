@@ -24,20 +24,25 @@ logger = logging.getLogger(__name__)
 
 
 class FeatureDataset(Dataset):
-    """Cached features with their labels, ready for ``default_data_collator``."""
+    """Cached features with the rows' label columns (``labels_<task>``, ``task_ids``), for
+    ``default_data_collator``."""
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor | None = None):
-        if labels is not None and len(features) != len(labels):
-            raise ValueError(f"{len(features)} feature rows but {len(labels)} labels.")
-        self.features, self.labels = features, labels
+    def __init__(self, features: torch.Tensor, columns: dict[str, list] | None = None):
+        self.features = features
+        self.columns = {k: torch.as_tensor(v) for k, v in (columns or {}).items()}
+        for name, values in self.columns.items():
+            if len(values) != len(features):
+                raise ValueError(f"{len(features)} feature rows but {len(values)} values in {name}.")
+
+    @property
+    def column_names(self) -> list[str]:
+        return ["features", *self.columns]
 
     def __len__(self) -> int:
         return len(self.features)
 
     def __getitem__(self, i: int) -> dict:
-        if self.labels is None:
-            return {"features": self.features[i]}
-        return {"features": self.features[i], "labels": self.labels[i]}
+        return {"features": self.features[i], **{k: v[i] for k, v in self.columns.items()}}
 
 
 def _digest_tensor(h: "hashlib._Hash", tensor: torch.Tensor) -> None:
@@ -100,7 +105,7 @@ def cached_feature_dataset(model, tokenized, collator, cache_dir: str | os.PathL
             f"pooling={model.config.pooling!r} with layers={model.config.layers!r} has learned weights over tokens; "
             "its features cannot be cached. Pass --feature_cache false."
         )
-    labels = torch.tensor(tokenized["labels"]) if "labels" in tokenized.column_names else None
+    labels = {c: tokenized[c] for c in tokenized.column_names if c.startswith("labels") or c == "task_ids"}
     content = content_digest(model, tokenized)
     path = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length, content=content)}.safetensors"
     if path.is_file():

@@ -1,0 +1,1 @@
+"""Readers, label spaces, splits and tokenisation."""

@@ -1,0 +1,1 @@
+"""The bundled ``rating`` evaluate module (a package only so that it ships with the toolkit)."""

@@ -1,0 +1,1 @@
+"""Encoder, pooling, task heads and the saved-model format."""

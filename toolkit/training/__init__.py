@@ -1,0 +1,1 @@
+"""The Trainer subclass and the steps of a run: build, train, report."""
