@@ -224,6 +224,9 @@ class ToolkitTrainingArguments(TrainingArguments):
             raise ValueError(f"--warmup_epochs {self.warmup_epochs} must be >= 0.")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError(f"--early_stopping_patience {self.early_stopping_patience} must be >= 1 or null.")
+        # TrainingArguments turns a missing output_dir into 'trainer_output'; remember that none was given, so a
+        # recipe's own default folder (runs/<recipe>-<mode>) applies instead of every run sharing that one.
+        self.output_dir_given = self.output_dir is not None
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"--precision {self.precision!r} is not one of auto, fp32, bf16, fp16.")
         if self.precision == "auto" and not (self.bf16 or self.fp16) and not self.use_cpu:

@@ -41,14 +41,16 @@ def is_chinese(texts: Sequence[str]) -> bool:
 
 # ---- confusion matrices and histograms ---------------------------------------------------------------------------
 def confusion(true_ids: Sequence[int], pred_ids: Sequence[int], n: int, off_by_one: bool = False) -> np.ndarray:
-    """Row-normalised confusion matrix; with ``off_by_one`` a prediction one step away counts on the diagonal."""
-    true_ids, pred_ids = np.asarray(true_ids), np.asarray(pred_ids).copy()
+    """Row-normalised confusion matrix (scikit-learn's); with ``off_by_one`` a prediction one step away counts on
+    the diagonal. A rating absent from the true labels gives a row of zeros."""
+    from sklearn.metrics import confusion_matrix
+
+    true_ids, pred_ids = np.asarray(true_ids), np.asarray(pred_ids)
     if off_by_one:
         pred_ids = np.where(np.abs(pred_ids - true_ids) <= 1, true_ids, pred_ids)
-    counts = np.zeros((n, n), dtype=np.float64)
-    np.add.at(counts, (true_ids, pred_ids), 1)
-    rows = counts.sum(axis=1, keepdims=True)
-    return np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = confusion_matrix(true_ids, pred_ids, labels=list(range(n)), normalize="true")
+    return np.nan_to_num(rates)
 
 
 def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path, title: str,

@@ -51,7 +51,8 @@ def seed_everything(training_args: ToolkitTrainingArguments) -> None:
 
 
 def default_output_dir(training_args: ToolkitTrainingArguments, recipe: str, mode: str) -> None:
-    if training_args.output_dir is None:
+    """``runs/<recipe>-<mode>`` unless the user (flag or YAML) named an output folder."""
+    if not getattr(training_args, "output_dir_given", True):
         training_args.output_dir = str(Path("runs") / f"{recipe}-{mode}")
 
 
