@@ -77,21 +77,22 @@ def logistic_probe(argv: list[str]) -> dict[str, float]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from toolkit import run
     from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args
-    from toolkit.data import IMDB_LABELS
-    from toolkit.pooling import combine_layers
+    from toolkit.data.splits import load_splits
+    from toolkit.modeling.pooling import combine_layers
+    from toolkit.training import run
 
     model_args, data_args, training_args = parse_args((ModelArguments, DataArguments, ToolkitTrainingArguments), argv)
-    splits = run.load_splits(data_args, training_args.seed, IMDB_LABELS)
-    model = run.build_model(model_args, splits.label_names)
+    splits = load_splits(data_args, training_args.seed)
+    model = run.build_model(model_args, splits.tasks)
     trainer = run.build_trainer(model, run.load_tokenizer(model_args), splits, model_args, data_args, training_args)
-    train, test = trainer.train_dataset, trainer.eval_dataset
+    train, test = trainer.train_dataset, trainer.eval_dataset  # FeatureDatasets: the cached per-layer vectors
+    column = splits.tasks[0].label_column  # labels_label: IMDB's neg/pos ids
     scores = {}
     for layers in ("last", "last4_concat"):
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-        clf.fit(combine_layers(train.features, layers).numpy(), train.labels.numpy())
-        scores[layers] = clf.score(combine_layers(test.features, layers).numpy(), test.labels.numpy())
+        clf.fit(combine_layers(train.features, layers).numpy(), train.columns[column].numpy())
+        scores[layers] = clf.score(combine_layers(test.features, layers).numpy(), test.columns[column].numpy())
     return scores
 
 

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="minilm", help="Encoder (default the embedded MiniLM).")
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--frozen_max_length", type=int, default=512)
@@ -35,9 +36,9 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-imdb-"))
-    common = ["--max_train_samples", str(args.train), "--max_eval_samples", str(args.test), "--report_to", "none",
-              "--num_train_epochs", str(args.epochs), "--save_strategy", "no",
-              "--feature_cache_dir", str(work / "features"), "--bf16", str(args.bf16).lower()]
+    common = ["--model_name_or_path", args.model, "--max_train_samples", str(args.train),
+              "--max_eval_samples", str(args.test), "--report_to", "none", "--num_train_epochs", str(args.epochs),
+              "--save_strategy", "no", "--feature_cache_dir", str(work / "features"), "--bf16", str(args.bf16).lower()]
     settings = {
         "frozen": ["--mode", "frozen", "--pooling", "mean", "--max_length", str(args.frozen_max_length),
                    "--learning_rate", str(args.frozen_lr)],
@@ -54,7 +55,8 @@ def main() -> None:
         print(json.dumps({"mode": mode, "accuracy": results["final"]["accuracy"], "wall_s": round(wall, 1)}))
     shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nIMDB, MiniLM (all-MiniLM-L6-v2), mean pooling, {args.train} train / {args.test} test reviews "
+    model = "MiniLM (all-MiniLM-L6-v2)" if args.model == "minilm" else args.model
+    print(f"\nIMDB, {model}, mean pooling, {args.train} train / {args.test} test reviews "
           f"(seeded random subsets), {args.epochs:g} epochs, batch 32, on {hardware()}, torch {torch.__version__}\n")
     print("| mode | max_length | lr | accuracy | macro-F1 | train s | wall s |")
     print("|---|---|---|---|---|---|---|")

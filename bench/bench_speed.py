@@ -5,12 +5,14 @@ same IMDB reviews (real lengths), with a randomly initialised encoder of a chose
     python bench/bench_speed.py --shape base --samples 8192 --batch 32 --toolkit_batch 64 --steps 60   # GPU
 
 plain:   BertForSequenceClassification, padding to max_length, random batches, batch --batch.
-toolkit: EncoderClassifier (the study's head), length-grouped batches padded to --pad_multiple,
-         bf16 where the GPU has it, fused AdamW, dataloader workers, batch --toolkit_batch.
+toolkit: TaskModel (toolkit.modeling.model; the study's head), length-grouped batches padded to
+         --pad_multiple, bf16 where the GPU has it, fused AdamW, dataloader workers, batch --toolkit_batch.
 --compile adds the toolkit configuration under Trainer's torch_compile (inductor; after the second
          sequence length it compiles one dynamic-shape graph, so padding to a multiple bounds recompiles);
          its warm-up steps include the compilation, reported separately.
-Both run under ToolkitTrainer (which only adds token counting). Throughput is timed after --warmup
+The toolkit runs under ToolkitTrainer; the plain model under transformers' Trainer plus ToolkitTrainer's
+per-step extras that bear on speed (token counting on the device, flushing denormals on CPU: PlainTrainer below).
+Both read the same rows (toolkit.data.splits.load_splits, tokenize). Throughput is timed after --warmup
 steps (device synchronised). MFU counts the FLOPs of real tokens
 only (6 x non-embedding parameters per token, plus attention), against the device's peak: the
 H100/H200 dense bf16 figure on those GPUs, a matmul measured in this process elsewhere.
@@ -23,18 +25,20 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch._dynamo
-from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, DataCollatorWithPadding,
+from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, DataCollatorWithPadding, Trainer,
                           TrainerCallback, TrainingArguments)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from toolkit.data import prepare_split, read_split, subsample, tokenize  # noqa: E402
+from toolkit.args import DataArguments  # noqa: E402
+from toolkit.data.splits import load_splits, tokenize  # noqa: E402
 from toolkit.hub import resolve_model_path  # noqa: E402
-from toolkit.modeling import ClassifierConfig, EncoderClassifier  # noqa: E402
-from toolkit.trainer import ToolkitTrainer  # noqa: E402
+from toolkit.modeling.model import TaskModel, TaskModelConfig  # noqa: E402
+from toolkit.training.trainer import ToolkitTrainer  # noqa: E402
 
 SHAPES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -65,6 +69,27 @@ class StepTimer(TrainerCallback):
         self.steps = state.global_step - self.warmup
 
 
+class PlainTrainer(Trainer):
+    """transformers' Trainer plus what ToolkitTrainer does on the side of every step: counting real and padded
+    tokens (on the device, no host sync) and, on CPU, flushing denormal floats to zero."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.args.device.type == "cpu":
+            torch.set_flush_denormal(True)
+        self._real_tokens: torch.Tensor | int = 0
+        self._padded_tokens = 0
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        mask = inputs.get("attention_mask")
+        if mask is not None:
+            self._real_tokens = self._real_tokens + mask.sum()
+            self._padded_tokens += mask.numel()
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    token_counts = ToolkitTrainer.token_counts
+
+
 def peak_flops(dtype: torch.dtype) -> tuple[float, str]:
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
@@ -93,15 +118,15 @@ def train_flops(config: BertConfig, real_tokens: int, mean_len: float) -> float:
     return real_tokens * (6 * params + attention)
 
 
-def run(name, model, train, collator, args_kwargs, warmup):
+def run(name, model, train, collator, args_kwargs, warmup, trainer_class=ToolkitTrainer):
     timer = StepTimer(warmup)
     graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, report_to="none", save_strategy="no", logging_steps=10_000,
                                  disable_tqdm=True, **args_kwargs)
-        trainer = ToolkitTrainer(model=model, args=args, train_dataset=train, data_collator=collator,
-                                 callbacks=[timer])
+        trainer = trainer_class(model=model, args=args, train_dataset=train, data_collator=collator,
+                                callbacks=[timer])
         trainer.train()
         tokens = trainer.token_counts()
     batch = args_kwargs["per_device_train_batch_size"]
@@ -130,8 +155,11 @@ def main() -> None:
     gpu = torch.cuda.is_available()
     bf16 = gpu and torch.cuda.is_bf16_supported()
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))  # bert-base-uncased's vocabulary
-    raw, _ = prepare_split(read_split("imdb", "train"), "imdb[train]", label_names=["neg", "pos"])
-    train = tokenize(subsample(raw, args.samples, seed=0), tokenizer, args.max_length)
+    # the seeded train subset a recipe run with --max_train_samples and seed 0 gets (the eval split is not used)
+    splits = load_splits(DataArguments(dataset="imdb", max_train_samples=args.samples, max_eval_samples=1), seed=0)
+    task = splits.tasks[0]  # IMDB sentiment, neg/pos, labels in column labels_label
+    train = tokenize(splits.train, tokenizer, args.max_length)
+    plain_train = train.rename_column(task.label_column, "labels")  # what BertForSequenceClassification takes
     lengths = [len(x) for x in train["input_ids"]]
     mean_len = sum(lengths) / len(lengths)
     config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=512, **SHAPES[args.shape])
@@ -140,17 +168,17 @@ def main() -> None:
     common = dict(max_steps=total, learning_rate=5e-5, use_cpu=not gpu, dataloader_num_workers=0, seed=0)
     torch.manual_seed(0)
     plain_model = BertForSequenceClassification(config)
-    plain = run("plain Trainer (pad to max_length, random batches)", plain_model, train,
+    plain = run("plain Trainer (pad to max_length, random batches)", plain_model, plain_train,
                 DataCollatorWithPadding(tokenizer, padding="max_length", max_length=args.max_length),
                 dict(common, per_device_train_batch_size=args.batch, bf16=bf16 and args.plain_bf16,
-                     optim="adamw_torch"), args.warmup)
+                     optim="adamw_torch"), args.warmup, trainer_class=PlainTrainer)
     toolkit_kwargs = dict(common, per_device_train_batch_size=args.toolkit_batch, bf16=bf16,
                           optim="adamw_torch_fused", train_sampling_strategy="group_by_length",
                           dataloader_num_workers=args.workers)
     runs = [(plain, args.batch, "bf16" if bf16 and args.plain_bf16 else "fp32")]
     for compiled in (False, True) if args.compile else (False,):
         torch.manual_seed(0)
-        model = EncoderClassifier(ClassifierConfig(encoder=config.to_dict(), num_labels=2, mode="finetune"))
+        model = TaskModel(TaskModelConfig(encoder=config.to_dict(), tasks=[asdict(task)], mode="finetune"))
         extra = ", torch.compile" if compiled else ""
         name = f"toolkit (length-grouped, pad x{args.pad_multiple}, fused AdamW{extra})"
         res = run(name, model, train, DataCollatorWithPadding(tokenizer, pad_to_multiple_of=args.pad_multiple),

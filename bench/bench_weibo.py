@@ -33,25 +33,37 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from toolkit import weibo  # noqa: E402
-from toolkit.data import subsample  # noqa: E402
+from toolkit.args import CLASS_WEIGHTING, DataArguments  # noqa: E402
+from toolkit.cleaning import Cleaner  # noqa: E402
+from toolkit.data.readers import subsample  # noqa: E402
+from toolkit.data.splits import load_splits  # noqa: E402
+from toolkit.studies.weibo import WEIBO_DEFAULTS, read_weibo_source  # noqa: E402
 
 
-def tfidf_baseline(train, test, max_train: int | None, seed: int) -> dict:
+def weibo_splits(args):
+    """virus_train and virus_test as the recipe reads them (the study's reader, cleaner and seeded test subset);
+    labels are ids into the six emotions, in column labels_label."""
+    keys = ("train_split", "eval_split", "text_column", "class_names", "max_length")
+    data_args = DataArguments(**{k: WEIBO_DEFAULTS[k] for k in keys}, dataset=args.dataset,
+                              test_splits=["virus_test"], clean=args.clean == "true",
+                              max_test_samples=args.test_samples)
+    return load_splits(data_args, args.seed, reader=read_weibo_source, cleaner=Cleaner() if data_args.clean else None)
+
+
+def tfidf_baseline(train, test, column: str, max_train: int | None, seed: int) -> dict:
     """Character (1-3)-gram TF-IDF + logistic regression with balanced class weights."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from toolkit.data import subsample
-    from toolkit.metrics import classification_metrics
+    from toolkit.evaluation.metrics import classification_metrics
 
-    train = subsample(train, max_train, seed)
+    train = subsample(train, max_train, seed)  # the subset the recipe trains on with --max_train_samples
     start = time.perf_counter()
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
     x_train = vectorizer.fit_transform(train["text"])
     clf = LogisticRegression(max_iter=2000, class_weight="balanced", C=2.0)
-    clf.fit(x_train, train["label"])
-    metrics = classification_metrics(test["label"], clf.predict(vectorizer.transform(test["text"])))
+    clf.fit(x_train, train[column])
+    metrics = classification_metrics(test[column], clf.predict(vectorizer.transform(test["text"])))
     return {"train": len(train), "seconds": time.perf_counter() - start, **metrics}
 
 
@@ -72,9 +84,10 @@ def finetune(model: str, out: Path, args, max_train: int | None) -> dict:
         argv += [f"--{args.mixed_precision}", "true"]
     start = time.perf_counter()
     results = load_recipe("weibo_emotion").main(argv)
+    task = results["tasks"][0]["name"]  # the one emotion head
     return {"train": results["train_examples"], "epochs": len(results["epochs"]),
             "seconds": time.perf_counter() - start,
-            **{k: results["test"]["virus_test"][k] for k in ("accuracy", "macro_f1")}}
+            **{k: results["test"]["virus_test"][task][k] for k in ("accuracy", "macro_f1")}}
 
 
 def pretrain(out: Path, args) -> dict:
@@ -109,7 +122,7 @@ def main(argv=None) -> int:
     p.add_argument("--ft_batch", type=int, default=64)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--warmup_epochs", type=float, default=1.0, help="Linear warm-up of the fine-tuning, in epochs.")
-    p.add_argument("--class_weighting", default="balanced", choices=weibo.CLASS_WEIGHTING)
+    p.add_argument("--class_weighting", default="balanced", choices=CLASS_WEIGHTING)
     p.add_argument("--mlm", default="continue", choices=["none", "continue", "scratch"],
                    help="Pretrain here first: continue --model, or a new BERT from scratch (own vocabulary).")
     p.add_argument("--mlm_minutes", type=float, default=9.0, help="Wall-clock budget of the pretraining.")
@@ -130,16 +143,15 @@ def main(argv=None) -> int:
                 else f"CPU only, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
                      f"torch threads {torch.get_num_threads()}")
     out = Path(args.out)
-    cleaner = weibo.make_cleaner(args.clean == "true")
-    train, _ = weibo.read_smp2020(weibo.resolve_split_file("virus_train", args.dataset), cleaner=cleaner)
-    test, _ = weibo.read_smp2020(weibo.resolve_split_file("virus_test", args.dataset), cleaner=cleaner)
-    test = subsample(test, args.test_samples, args.seed)  # the same seeded subset the recipe scores
+    splits = weibo_splits(args)
+    train, test = splits.train, splits.tests["virus_test"]  # test: the same seeded subset the recipe scores
+    column = splits.tasks[0].label_column
 
     rows = []
-    base = tfidf_baseline(train, test, None, args.seed)
+    base = tfidf_baseline(train, test, column, None, args.seed)
     rows.append(("char TF-IDF(1-3) + LR, balanced", "-", base["train"], "-", "balanced", base))
     if args.ft_max_train and args.ft_max_train < len(train):
-        small = tfidf_baseline(train, test, args.ft_max_train, args.seed)
+        small = tfidf_baseline(train, test, column, args.ft_max_train, args.seed)
         rows.append(("char TF-IDF(1-3) + LR, balanced, same subset", "-", small["train"], "-", "balanced", small))
     anchor = finetune(args.model, out / "ft-zh-mini-mlm", args, args.ft_max_train)
     rows.append(("zh-mini-mlm fine-tuned", "as shipped", anchor["train"], anchor["epochs"], args.class_weighting,

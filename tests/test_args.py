@@ -24,6 +24,30 @@ def test_yaml_then_flags_override(tmp_path):
     assert training_args.learning_rate == 0.001
 
 
+def test_study_defaults_lie_under_the_yaml_and_the_flags(tmp_path):
+    """A study's ``defaults`` (what WeiboDataArguments/WeiboTrainingArguments used to hold) replace the dataclass
+    defaults, and the YAML and then the flags still win over them."""
+    defaults = {"dataset": "weibo", "learning_rate": 2e-5, "max_length": 128, "warmup_epochs": 1.0}
+    _, data_args, training_args = parse_args(TYPES, ["--output_dir", "o"], defaults=defaults)
+    assert (data_args.dataset, data_args.max_length) == ("weibo", 128)
+    assert training_args.learning_rate == 2e-5 and training_args.warmup_epochs == 1.0
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("learning_rate: 0.001\n", encoding="utf-8")
+    _, data_args, training_args = parse_args(TYPES, [str(cfg), "--max_length", "64", "--output_dir", "o"],
+                                             defaults=defaults)
+    assert training_args.learning_rate == 0.001 and data_args.max_length == 64 and data_args.dataset == "weibo"
+
+
+def test_default_task_is_one_classification_head_on_the_label_column():
+    (spec,) = DataArguments().task_specs  # imdb: its label ids are neg/pos
+    assert (spec.name, spec.column, spec.problem_type, spec.class_names) == ("label", "label", "classification",
+                                                                             ["neg", "pos"])
+    (spec,) = DataArguments(dataset="x.csv", label_column="stars", class_names=["bad", "good"]).task_specs
+    assert (spec.name, spec.column, spec.class_names) == ("stars", "stars", ["bad", "good"])
+    specs = DataArguments(tasks=["sentiment:label:classification:neg,pos", "rating:rating:regression"]).task_specs
+    assert [(s.name, s.is_regression) for s in specs] == [("sentiment", False), ("rating", True)]
+
+
 def test_unknown_yaml_key_and_bad_values_fail(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("learning_rat: 0.1\n", encoding="utf-8")

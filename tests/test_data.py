@@ -4,7 +4,18 @@ import tarfile
 import pandas as pd
 import pytest
 
-from toolkit.data import DataError, prepare_split, read_split, subsample
+from toolkit.data.labels import TaskSpec, encode_labels
+from toolkit.data.readers import DataError, LoadReport, read_split, subsample
+from toolkit.data.splits import prepare_texts
+
+
+def prepare(ds, source: str, text_column: str = "text", label_column: str = "label", class_names=None):
+    """What the old prepare_split did, in the new steps: texts checked/cleaned/dropped, then the label ids."""
+    report = LoadReport(source=source, rows_read=len(ds))
+    ds = prepare_texts(ds, report, text_column)
+    ids, names = encode_labels(ds[label_column], TaskSpec("label", label_column, "classification", class_names),
+                               source)
+    return ds, ids, names, report
 
 
 def write_acl_tree(root):
@@ -21,9 +32,13 @@ def test_real_imdb_parquet_by_name(shared_data):
     ds = read_split("imdb", "test", data_dir=str(shared_data))
     assert len(ds) == 25_000
     assert {"text", "label", "rating"} <= set(ds.column_names)
-    prepared, report = prepare_split(ds, "imdb[test]", label_names=["neg", "pos"])
-    assert report.label_names == ["neg", "pos"] and report.rows_read == 25_000
-    assert set(prepared["label"]) == {0, 1}
+    from toolkit.args import DataArguments
+
+    class_names = DataArguments().task_specs[0].class_names  # imdb's default task: label with neg/pos
+    assert class_names == ["neg", "pos"]
+    prepared, ids, names, report = prepare(ds, "imdb[test]", class_names=class_names)
+    assert names == ["neg", "pos"] and report.rows_read == 25_000 and report.rows_kept == 25_000
+    assert set(ids) == {0, 1} and len(ids) == len(prepared) == 25_000
 
 
 def test_aclimdb_folder_and_tarball_give_the_same_rows(tmp_path):
@@ -44,9 +59,9 @@ def test_csv_json_jsonl_with_string_labels(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(rows), encoding="utf-8")
     (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     for name in ("a.csv", "a.json", "a.jsonl"):
-        ds, report = prepare_split(read_split(str(tmp_path / name), "train"), name, "review", "sentiment")
-        assert report.label_names == ["neg", "pos"]
-        assert ds["text"] == ["good", "bad"] and ds["label"] == [1, 0]
+        ds, ids, names, _ = prepare(read_split(str(tmp_path / name), "train"), name, "review", "sentiment")
+        assert names == ["neg", "pos"]
+        assert ds["text"] == ["good", "bad"] and ids == [1, 0]
 
 
 def test_folder_with_split_files(tmp_path):
@@ -71,14 +86,14 @@ def test_missing_column_bad_labels_and_empty_texts(tmp_path):
     pd.DataFrame({"text": ["a", "  ", "b", ""], "label": [0, 1, 1, 0]}).to_csv(tmp_path / "d.csv", index=False)
     ds = read_split(str(tmp_path / "d.csv"), "train")
     with pytest.raises(DataError, match="no text column 'body'"):
-        prepare_split(ds, "d.csv", text_column="body")
-    prepared, report = prepare_split(ds, "d.csv", label_names=["neg", "pos"])
-    assert report.empty_texts_dropped == 2 and prepared["text"] == ["a", "b"]
+        prepare(ds, "d.csv", text_column="body")
+    prepared, ids, _, report = prepare(ds, "d.csv", class_names=["neg", "pos"])
+    assert report.empty_texts_dropped == 2 and prepared["text"] == ["a", "b"] and ids == [0, 1]
     with pytest.raises(DataError, match=r"labels \[1\] are outside 0..0"):
-        prepare_split(ds, "d.csv", label_names=["only"])
+        encode_labels(ds["label"], TaskSpec("label", "label", "classification", ["only"]), "d.csv")
     pd.DataFrame({"text": ["a"], "label": ["maybe"]}).to_csv(tmp_path / "s.csv", index=False)
     with pytest.raises(DataError, match="'maybe'.*not in the label set"):
-        prepare_split(read_split(str(tmp_path / "s.csv"), "train"), "s.csv", label_names=["neg", "pos"])
+        prepare(read_split(str(tmp_path / "s.csv"), "train"), "s.csv", class_names=["neg", "pos"])
 
 
 def test_unknown_dataset_name_explains_offline_options(monkeypatch, tmp_path):
@@ -96,22 +111,37 @@ def test_subsample_is_seeded_and_mixes_labels(shared_data):
 
 def test_byte_order_marks_inside_records_are_stripped(tmp_path):
     (tmp_path / "bom.csv").write_text("text,label\n\ufeffgood,1\nbad,0\n", encoding="utf-8")
-    ds, _ = prepare_split(read_split(str(tmp_path / "bom.csv"), "train"), "bom.csv")
-    assert ds["text"] == ["good", "bad"]
+    ds, ids, _, _ = prepare(read_split(str(tmp_path / "bom.csv"), "train"), "bom.csv")
+    assert ds["text"] == ["good", "bad"] and ids == [1, 0]
 
 
-def test_single_file_needs_file_splits(tmp_path):
+def test_single_file_is_split_by_eval_fraction_and_split_files_are_read_as_given(tmp_path):
+    """A single file has no splits: it is split into train/eval by --eval_fraction (seeded, stratified on the
+    label); --train_split/--eval_split given as files are read as they are."""
     from toolkit.args import DataArguments
-    from toolkit.run import load_splits
+    from toolkit.data.splits import load_splits
+
+    texts = [f"review {i}" for i in range(20)]
+    (tmp_path / "all.csv").write_text("text,label\n" + "".join(f"{t},{i % 2}\n" for i, t in enumerate(texts)),
+                                      encoding="utf-8")
+    single = DataArguments(dataset=str(tmp_path / "all.csv"), eval_fraction=0.2)
+    splits = load_splits(single, seed=0)
+    assert len(splits.train) == 16 and len(splits.eval) == 4
+    assert sorted([*splits.train["text"], *splits.eval["text"]]) == sorted(texts), "train and eval partition the file"
+    assert sorted(splits.eval["labels_label"]) == [0, 0, 1, 1], "the held-out share is stratified"
+    # each role's report counts the rows read for that role (as before the refactor), not the whole file / zero
+    reports = splits.reports["train"], splits.reports["eval"]
+    assert [(r.rows_read, r.rows_kept) for r in reports] == [(16, 16), (4, 4)]
+    assert list(load_splits(single, seed=0).eval["text"]) == list(splits.eval["text"]), "the split is seeded"
+    assert list(load_splits(single, seed=1).eval["text"]) != list(splits.eval["text"])
 
     for name, rows in (("train.csv", "a,0\nb,1\nc,1\n"), ("eval.csv", "d,1\n")):
         (tmp_path / name).write_text("text,label\n" + rows, encoding="utf-8")
-    with pytest.raises(DataError, match="single file, so it has no 'train' split"):
-        load_splits(DataArguments(dataset=str(tmp_path / "train.csv")), seed=0)
-    splits = load_splits(DataArguments(dataset="files", train_split=str(tmp_path / "train.csv"),
-                                       eval_split=str(tmp_path / "eval.csv")), seed=0)
-    assert sorted(splits.train["text"]) == ["a", "b", "c"] and splits.eval["text"] == ["d"]
-    assert splits.label_names == ["0", "1"]
+    for dataset in ("files", str(tmp_path / "train.csv")):
+        splits = load_splits(DataArguments(dataset=dataset, train_split=str(tmp_path / "train.csv"),
+                                           eval_split=str(tmp_path / "eval.csv")), seed=0)
+        assert sorted(splits.train["text"]) == ["a", "b", "c"] and list(splits.eval["text"]) == ["d"]
+        assert splits.label_names == ["0", "1"] and list(splits.eval["labels_label"]) == [1]
 
 
 def test_relative_data_path_resolves_from_the_repository_root(shared_data, tmp_path, monkeypatch):

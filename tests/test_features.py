@@ -5,9 +5,9 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig
 
-from toolkit import features as features_module
-from toolkit.features import cached_feature_dataset, compute_features
-from toolkit.modeling import ClassifierConfig, EncoderClassifier
+from toolkit.modeling import features as features_module
+from toolkit.modeling.features import FeatureDataset, cached_feature_dataset, compute_features
+from toolkit.modeling.model import TaskModel, TaskModelConfig
 
 ENCODER = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
                      intermediate_size=32, max_position_embeddings=32).to_dict()
@@ -26,8 +26,8 @@ class _Collator:
 
 def _model(layers, pooling="mean", seed=0):
     torch.manual_seed(seed)
-    model = EncoderClassifier(ClassifierConfig(encoder=ENCODER, num_labels=2, mode="frozen", pooling=pooling,
-                                               layers=layers))
+    model = TaskModel(TaskModelConfig(encoder=ENCODER, tasks=[{"name": "label", "num_labels": 2}], mode="frozen",
+                                      pooling=pooling, layers=layers))
     return model.eval()
 
 
@@ -36,7 +36,7 @@ def tokenized():
     g = torch.Generator().manual_seed(0)
     rows = [torch.randint(5, 50, (int(n),), generator=g).tolist() for n in torch.randint(3, 20, (12,), generator=g)]
     return Dataset.from_dict({"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows],
-                              "labels": [i % 2 for i in range(12)]})
+                              "labels_label": [i % 2 for i in range(12)]})
 
 
 def _refuse_to_encode(*args, **kwargs):
@@ -58,7 +58,8 @@ def test_one_encoder_pass_serves_every_layer_choice(tmp_path, tokenized, monkeyp
             ["input_ids"])])
         with torch.no_grad():
             torch.testing.assert_close(model.pool(features=ds.features).pooled, direct, rtol=1e-4, atol=1e-5)
-        assert ds.labels.tolist() == tokenized["labels"]
+        assert ds.column_names == ["features", "labels_label"]
+        assert ds.columns["labels_label"].tolist() == tokenized["labels_label"]
     assert len(list(tmp_path.glob("*.safetensors"))) == 1, "no second entry was written"
 
 
@@ -79,3 +80,17 @@ def test_last_layer_entry_is_not_mistaken_for_per_layer(tmp_path, tokenized, mon
     cached_feature_dataset(_model("last"), tokenized, collator, tmp_path, max_length=32)
     ds = cached_feature_dataset(_model("last4_mean"), tokenized, collator, tmp_path, max_length=32)
     assert ds.features.shape == (12, 5, 16)
+
+
+def test_every_label_and_task_id_column_travels_with_the_features(tmp_path, tokenized):
+    """A multi-task set keeps each labels_<task> column and task_ids beside the cached features, row for row."""
+    collator = _Collator()
+    multi = tokenized.rename_column("labels_label", "labels_sentiment")
+    multi = multi.add_column("labels_rating", [float(i) for i in range(12)]).add_column("task_ids", [0, 1] * 6)
+    ds = cached_feature_dataset(_model("last"), multi, collator, tmp_path, max_length=32)
+    assert ds.column_names == ["features", "labels_sentiment", "labels_rating", "task_ids"] and len(ds) == 12
+    row = ds[3]
+    assert set(row) == set(ds.column_names) and row["features"].shape == (16,)
+    assert (row["labels_sentiment"].item(), row["labels_rating"].item(), row["task_ids"].item()) == (1, 3.0, 1)
+    with pytest.raises(ValueError, match="12 feature rows but 2 values in task_ids"):
+        FeatureDataset(ds.features, {"task_ids": [0, 1]})

@@ -2,13 +2,26 @@ import pytest
 import torch
 from transformers import BertConfig
 
-from toolkit.modeling import ClassifierConfig, EncoderClassifier
-from toolkit.pooling import LAYER_CHOICES, POOLING_CHOICES, Pooler, SelfAttentivePooling, masked_max, masked_mean
+from toolkit.modeling.model import TaskModel, TaskModelConfig
+from toolkit.modeling.pooling import (
+    LAYER_CHOICES,
+    POOLING_CHOICES,
+    Pooler,
+    SelfAttentivePooling,
+    masked_max,
+    masked_mean,
+)
 
 
-def tiny_config(**kwargs) -> ClassifierConfig:
+def one_task(num_labels: int = 3) -> list[dict]:
+    """A single-task model's one label space (regression for one output, as the old num_labels=1 meant)."""
+    kind = "regression" if num_labels == 1 else "classification"
+    return [{"name": "label", "num_labels": num_labels, "problem_type": kind}]
+
+
+def tiny_config(**kwargs) -> TaskModelConfig:
     enc = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32)
-    return ClassifierConfig(encoder=enc, num_labels=kwargs.pop("num_labels", 3), **kwargs)
+    return TaskModelConfig(encoder=enc, tasks=one_task(kwargs.pop("num_labels", 3)), **kwargs)
 
 
 def batch():
@@ -20,24 +33,27 @@ def batch():
 
 
 def test_head_is_the_studys_mlp():
-    model = EncoderClassifier(tiny_config())
+    model = TaskModel(tiny_config())
     layers = list(model.head)
     assert [type(m).__name__ for m in layers] == ["Linear", "ReLU", "Dropout", "Linear"]
     assert (layers[0].in_features, layers[0].out_features, layers[3].out_features) == (16, 256, 3)
     assert layers[2].p == pytest.approx(0.1)
+    assert list(model.heads) == ["label"] and model.head is model.heads["label"]
+    # a single-task config mirrors its task for transformers' own code
+    assert model.config.num_labels == 3 and model.config.problem_type == "single_label_classification"
 
 
 @pytest.mark.parametrize("pooling", POOLING_CHOICES)
 @pytest.mark.parametrize("layers", LAYER_CHOICES)
 def test_every_pooling_and_layer_choice_round_trips(tmp_path, pooling, layers):
-    model = EncoderClassifier(tiny_config(pooling=pooling, layers=layers)).eval()
+    model = TaskModel(tiny_config(pooling=pooling, layers=layers)).eval()
     ids, mask = batch()
     logits = model(input_ids=ids, attention_mask=mask).logits
     assert logits.shape == (3, 3)
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
     assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt"))
-    loaded = EncoderClassifier.from_pretrained(tmp_path).eval()
+    loaded = TaskModel.from_pretrained(tmp_path).eval()
     assert (loaded.config.pooling, loaded.config.layers) == (pooling, layers)
     torch.testing.assert_close(loaded(input_ids=ids, attention_mask=mask).logits, logits)
 
@@ -45,14 +61,14 @@ def test_every_pooling_and_layer_choice_round_trips(tmp_path, pooling, layers):
 def test_frozen_mode_trains_head_only_and_finetune_trains_all():
     ids, mask = batch()
     labels = torch.tensor([0, 1, 2])
-    frozen = EncoderClassifier(tiny_config(mode="frozen"))
+    frozen = TaskModel(tiny_config(mode="frozen"))
     frozen.train()
     assert not frozen.encoder.training, "a frozen encoder must stay in eval mode (no dropout)"
     frozen(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
     assert all(p.grad is None and not p.requires_grad for p in frozen.encoder.parameters())
     assert all(p.grad is not None for p in frozen.head.parameters())
 
-    tuned = EncoderClassifier(tiny_config(mode="finetune"))
+    tuned = TaskModel(tiny_config(mode="finetune"))
     tuned(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
     assert all(p.grad is not None for p in tuned.encoder.embeddings.parameters())
     tuned.freeze_encoder()
@@ -62,26 +78,28 @@ def test_frozen_mode_trains_head_only_and_finetune_trains_all():
 
 
 def test_regression_head_uses_mse():
-    model = EncoderClassifier(tiny_config(num_labels=1)).eval()
+    model = TaskModel(tiny_config(num_labels=1)).eval()
     assert model.config.problem_type == "regression"
     ids, mask = batch()
     target = torch.tensor([1.0, 5.0, 3.0])
     out = model(input_ids=ids, attention_mask=mask, labels=target)
     torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits.squeeze(-1), target))
+    # labels travel as labels_<task>; `labels` is the single-task shorthand for the same column
+    torch.testing.assert_close(model(input_ids=ids, attention_mask=mask, labels_label=target).loss, out.loss)
 
 
 def test_bad_config_values_are_refused():
     with pytest.raises(ValueError, match="mode"):
         tiny_config(mode="half")
     with pytest.raises(ValueError, match="pooling"):
-        EncoderClassifier(tiny_config(pooling="median"))
+        TaskModel(tiny_config(pooling="median"))
 
 
 def test_from_encoder_loads_pretrained_weights(tiny_bert):
     from transformers import AutoModel
 
     reference = AutoModel.from_pretrained(tiny_bert, add_pooling_layer=False)
-    model = EncoderClassifier.from_encoder(str(tiny_bert), num_labels=2, mode="frozen")
+    model = TaskModel.from_encoder(str(tiny_bert), tasks=one_task(2), mode="frozen")
     for name, tensor in reference.state_dict().items():
         torch.testing.assert_close(model.encoder.state_dict()[name], tensor)
     assert model.config.encoder["hidden_size"] == 32 and model.is_frozen
@@ -144,7 +162,7 @@ def test_encoder_config_from_a_half_precision_checkpoint_builds_a_float32_model(
     enc = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
                      dtype="float16").to_dict()
     assert enc["dtype"] == "float16"
-    model = EncoderClassifier(ClassifierConfig(encoder=enc, num_labels=3))
+    model = TaskModel(TaskModelConfig(encoder=enc, tasks=one_task(3)))
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     out = model(input_ids=torch.randint(5, 40, (2, 7)), labels=torch.tensor([0, 2]))
     assert out.logits.shape == (2, 3) and torch.isfinite(out.loss)

@@ -13,20 +13,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer, EvalPrediction
 
-from toolkit.args import ModelArguments, ToolkitTrainingArguments, parse_args
-from toolkit.data import DataError
-from toolkit.multitask import (
-    IGNORE_INDEX,
-    MultiTaskArguments,
-    MultiTaskConfig,
-    MultiTaskModel,
-    MultiTaskTrainer,
-    TaskConfig,
-    TaskSpec,
-    compute_multitask_metrics,
-    encode_labels,
-    task_sampling_probabilities,
-)
+from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args
+from toolkit.data.labels import IGNORE_INDEX, TaskConfig, TaskSpec, encode_labels
+from toolkit.data.readers import DataError
+from toolkit.evaluation.metrics import compute_task_metrics, task_metrics
+from toolkit.modeling.model import TaskModel, TaskModelConfig
+from toolkit.training.trainer import ToolkitTrainer, task_sampling_probabilities
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = [
@@ -36,9 +28,9 @@ TASKS = [
 ]
 
 
-def make_model(tiny_bert, tasks=TASKS, **kwargs) -> MultiTaskModel:
+def make_model(tiny_bert, tasks=TASKS, **kwargs) -> TaskModel:
     torch.manual_seed(0)
-    return MultiTaskModel.from_encoder(str(tiny_bert), tasks=tasks, head_hidden_size=16, **kwargs)
+    return TaskModel.from_encoder(str(tiny_bert), tasks=tasks, head_hidden_size=16, **kwargs)
 
 
 def batch(tiny_bert, n: int = 6) -> dict:
@@ -55,22 +47,38 @@ def test_loss_is_weighted_sum_of_head_losses(tiny_bert):
     out = model(**batch(tiny_bert), **labels)
     logits = out.task_logits
     assert logits["sentiment"].shape == (6, 2) and logits["topic"].shape == (6, 3) and logits["rating"].shape == (6, 1)
-    expected = {
-        "sentiment": torch.nn.functional.cross_entropy(logits["sentiment"], labels["labels_sentiment"]),
-        "topic": torch.nn.functional.cross_entropy(logits["topic"], labels["labels_topic"]),
-        "rating": torch.nn.functional.mse_loss(logits["rating"].squeeze(-1), labels["labels_rating"]),
-    }
+
+    def head_losses(logits: dict) -> dict:
+        return {
+            "sentiment": torch.nn.functional.cross_entropy(logits["sentiment"], labels["labels_sentiment"]),
+            "topic": torch.nn.functional.cross_entropy(logits["topic"], labels["labels_topic"]),
+            "rating": torch.nn.functional.mse_loss(logits["rating"].squeeze(-1), labels["labels_rating"]),
+        }
+
+    expected = head_losses(logits)
     for name, value in expected.items():
         torch.testing.assert_close(out.task_losses[name], value)
     torch.testing.assert_close(out.loss, expected["sentiment"] + 0.5 * expected["topic"] + 0.25 * expected["rating"])
 
-    # the trainer's weights are arguments and override the config's
+    # the weights live in each task's TaskConfig.loss_weight, and the trainer's loss is the model's weighted sum
+    reweighted = [TASKS[0], {**TASKS[1], "loss_weight": 2.0}, {**TASKS[2], "loss_weight": 0.0}]
+    model = make_model(tiny_bert, tasks=reweighted).eval()
     args = ToolkitTrainingArguments(output_dir="unused", report_to="none", use_cpu=True, eval_strategy="no")
-    trainer = MultiTaskTrainer(model=model, args=args, loss_weights={"topic": 2.0, "rating": 0.0})
+    trainer = ToolkitTrainer(model=model, args=args)
     loss = trainer.compute_loss(model, {**batch(tiny_bert), **labels})
+    expected = head_losses(model(**batch(tiny_bert)).task_logits)
     torch.testing.assert_close(loss, expected["sentiment"] + 2.0 * expected["topic"])
-    assert trainer.loss_weights == {"sentiment": 1.0, "topic": 2.0, "rating": 0.0}
+    assert {t.name: t.loss_weight for t in trainer.tasks} == {"sentiment": 1.0, "topic": 2.0, "rating": 0.0}
     assert args.label_names == ["labels_sentiment", "labels_topic", "labels_rating"] and trainer.can_return_loss
+    # --loss_weights (in --tasks order) become the tasks' loss_weight when the splits are built
+    import datasets
+
+    from toolkit.data.splits import label_columns
+
+    data_args = DataArguments(tasks=["sentiment:label", "rating:rating:regression"], loss_weights=[1.0, 0.1])
+    rows = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 0], "rating": [2.0, 9.0, 4.0]})
+    _, tasks = label_columns([(None, {"train": rows, "eval": rows})], data_args.task_specs, data_args)
+    assert {t.name: t.loss_weight for t in tasks} == {"sentiment": 1.0, "rating": 0.1}
 
 
 def test_regression_head_learns_standardised_targets(tiny_bert):
@@ -137,7 +145,7 @@ def test_save_load_keeps_heads_and_label_maps(tiny_bert, tmp_path):
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file() and not list(tmp_path.glob("*.bin"))
     loaded, tokenizer = inference.load_model(tmp_path)
-    assert isinstance(loaded, MultiTaskModel) and list(loaded.heads) == ["sentiment", "topic", "rating"]
+    assert isinstance(loaded, TaskModel) and list(loaded.heads) == ["sentiment", "topic", "rating"]
     assert loaded.config.pooling == "mean"
     assert loaded.config.task("topic").id2label == {0: "film", 1: "book", 2: "food"}
     assert loaded.config.task("rating").problem_type == "regression"
@@ -154,11 +162,11 @@ def test_save_load_keeps_heads_and_label_maps(tiny_bert, tmp_path):
 
 def test_bad_configs_fail_clearly(tiny_bert):
     with pytest.raises(ValueError, match="at least one task"):
-        MultiTaskConfig(tasks=[])
+        TaskModelConfig(tasks=[])
     with pytest.raises(ValueError, match="at least one task"):
-        MultiTaskModel(MultiTaskConfig(encoder=make_model(tiny_bert).config.encoder))
+        TaskModel(TaskModelConfig(encoder=make_model(tiny_bert).config.encoder))
     with pytest.raises(ValueError, match=r"Duplicate task names \['a'\]"):
-        MultiTaskConfig(tasks=[{"name": "a", "num_labels": 2}, {"name": "a", "num_labels": 3}])
+        TaskModelConfig(tasks=[{"name": "a", "num_labels": 2}, {"name": "a", "num_labels": 3}])
     with pytest.raises(ValueError, match="num_labels >= 2"):
         TaskConfig("a", 1)
     with pytest.raises(ValueError, match="regression head has num_labels=1"):
@@ -174,19 +182,22 @@ def test_bad_configs_fail_clearly(tiny_bert):
         model(**batch(tiny_bert), labels_topic=torch.tensor([0, 1, 2, 3, 0, 0]))
     with pytest.raises(ValueError, match="Unexpected inputs"):
         model(**batch(tiny_bert), labels_nope=torch.zeros(6))
-    with pytest.raises(DataError, match=r"labels \[2\] are outside the head's range 0..1"):
+    with pytest.raises(DataError, match=r"labels \[2\] are outside 0..1"):
         encode_labels([0, 1, 2], TaskSpec("s", "label", "classification", ["neg", "pos"]), "demo")
     with pytest.raises(ValueError, match="not name:column"):
         TaskSpec.parse("sentiment")
     with pytest.raises(ValueError, match="kind 'ordinal'"):
         TaskSpec.parse("rating:rating:ordinal")
     with pytest.raises(ValueError, match="Duplicate task names"):
-        MultiTaskArguments(tasks=["a:label", "a:rating:regression"])
+        DataArguments(tasks=["a:label", "a:rating:regression"])
     with pytest.raises(ValueError, match="has 1 values for 2 tasks"):
-        MultiTaskArguments(loss_weights=[1.0])
+        DataArguments(tasks=["sentiment:label", "rating:rating:regression"], loss_weights=[1.0])
+    with pytest.raises(ValueError, match="names 1 sources for 2 tasks"):
+        DataArguments(tasks=["a:label", "b:label"], task_datasets=["a.csv"])
+    # weights are the tasks' own now: the trainer takes none that could name a task the model lacks
     args = ToolkitTrainingArguments(output_dir="unused", report_to="none", use_cpu=True, eval_strategy="no")
-    with pytest.raises(ValueError, match=r"names tasks \['nope'\]"):
-        MultiTaskTrainer(model=model, args=args, loss_weights={"nope": 1.0})
+    with pytest.raises(TypeError, match="loss_weights"):
+        ToolkitTrainer(model=model, args=args, loss_weights={"nope": 1.0})
 
 
 def test_encode_labels_maps_strings_sparse_ints_and_missing():
@@ -206,10 +217,10 @@ def test_metrics_per_task_and_sampling_probabilities():
     tasks = [TaskConfig("s", 2), TaskConfig("r", 1, "regression")]
     logits = (np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [1.0, 0.0]]), np.array([[3.0], [5.0], [0.0], [0.0]]))
     labels = (np.array([0, 1, 0, IGNORE_INDEX]), np.array([4.0, 2.0, np.nan, np.nan]))
-    metrics = compute_multitask_metrics(tasks)(EvalPrediction(predictions=logits, label_ids=labels))
-    assert metrics["s_accuracy"] == pytest.approx(2 / 3) and metrics["s_n"] == 3
+    metrics = compute_task_metrics(tasks)(EvalPrediction(predictions=logits, label_ids=labels))
+    assert metrics["s_accuracy"] == pytest.approx(2 / 3) and task_metrics(tasks[0], logits[0], labels[0])["n"] == 3
     assert metrics["r_mae"] == pytest.approx(2.0) and metrics["r_rmse"] == pytest.approx(math.sqrt(5.0))
-    assert metrics["loss_r"] == pytest.approx(5.0) and metrics["r_n"] == 2
+    assert metrics["loss_r"] == pytest.approx(5.0) and task_metrics(tasks[1], logits[1], labels[1])["n"] == 2
     assert metrics["loss_s"] == pytest.approx(np.mean([math.log1p(math.exp(-2))] * 2 + [math.log1p(math.exp(2))]))
     np.testing.assert_allclose(task_sampling_probabilities([900, 100]), [0.9, 0.1])
     np.testing.assert_allclose(task_sampling_probabilities([900, 100], temperature=2.0), [0.75, 0.25])
@@ -224,8 +235,8 @@ def test_temperature_sampler_draws_tasks_at_the_scaled_rate(tiny_bert):
     ds = datasets.Dataset.from_dict({"input_ids": [[2, 3]] * 1000, "task_ids": [0] * 900 + [1] * 100,
                                      "labels_sentiment": [0] * 1000, "labels_topic": [0] * 1000})
     args = ToolkitTrainingArguments(output_dir="unused", report_to="none", use_cpu=True, eval_strategy="no", seed=1)
-    trainer = MultiTaskTrainer(model=make_model(tiny_bert, tasks=TASKS[:2]), args=args, train_dataset=ds,
-                               sampling_temperature=2.0)
+    trainer = ToolkitTrainer(model=make_model(tiny_bert, tasks=TASKS[:2]), args=args, train_dataset=ds,
+                             sampling_temperature=2.0)
     np.testing.assert_allclose(trainer.task_probabilities, [0.75, 0.25])
     drawn = np.asarray(ds["task_ids"])[list(trainer._get_train_sampler())]
     assert len(drawn) == 1000 and 0.2 < drawn.mean() < 0.3  # 25% task 1, not its 10% share of the rows
@@ -257,7 +268,7 @@ def test_recipe_imdb_both_labels_end_to_end(tiny_bert, shared_data, tmp_path, ca
     sentiment, rating = saved["per_task"]["sentiment"], saved["per_task"]["rating"]
     assert sentiment["n"] == 100 and 0.0 <= sentiment["accuracy"] <= 1.0 and 0.0 <= sentiment["macro_f1"] <= 1.0
     assert rating["n"] == 100 and 0 < rating["mae"] <= rating["rmse"] < 10
-    assert saved["loss_weights"] == {"sentiment": 1.0, "rating": 0.1}
+    assert {t["name"]: t["loss_weight"] for t in saved["tasks"]} == {"sentiment": 1.0, "rating": 0.1}
     rating_task = next(t for t in saved["tasks"] if t["name"] == "rating")  # standardised on the 200 train ratings
     assert 4.0 < rating_task["target_mean"] < 7.0 and 2.5 < rating_task["target_std"] < 4.5
     assert len(saved["epochs"]) == 2 and "eval_loss_rating" in saved["epochs"][-1]
@@ -271,7 +282,6 @@ def test_recipe_imdb_both_labels_end_to_end(tiny_bert, shared_data, tmp_path, ca
                 "eval_loss_sentiment", "eval_loss_rating"} <= set(h) for h in eval_logs)
     assert (out / "misclassified_sentiment.jsonl").is_file() and (out / "loss_curve.png").is_file()
 
-    import toolkit.multitask  # noqa: F401  (see test_inference_cli_subprocess: the CLI does not register it yet)
     from toolkit import inference
 
     capsys.readouterr()
@@ -287,7 +297,8 @@ def test_recipe_one_dataset_per_task_end_to_end(tiny_bert, shared_data, tmp_path
     results = _run_recipe([
         str(REPO / "recipes" / "multitask" / "hotel_waimai_cpu.yaml"), "--model_name_or_path", str(tiny_bert),
         "--task_datasets", str(data / "ChnSentiCorp_htl_all.csv"), str(data / "waimai_10k.csv"),
-        "--max_train_samples", "150", "--max_eval_samples", "60", "--output_dir", str(out), *COMMON,
+        "--max_train_samples", "150", "--max_eval_samples", "60", "--output_dir", str(out),
+        "--feature_cache_dir", str(tmp_path / "features"), *COMMON,
     ])
     assert results["situation"] == "one dataset per task" and results["train_examples"] == 300
     assert results["task_sampling_probabilities"] == pytest.approx({"hotel": 0.5, "waimai": 0.5})
@@ -295,17 +306,18 @@ def test_recipe_one_dataset_per_task_end_to_end(tiny_bert, shared_data, tmp_path
         assert results["per_task"][task]["n"] == 60  # each head is scored on its own dataset's rows only
         assert set(results["per_class"][task]) >= {"negative", "positive", "confusion_matrix"}
     assert results["mode"] == "frozen" and results["feature_cache"] is True
-    model = MultiTaskModel.from_pretrained(out)
+    model = TaskModel.from_pretrained(out)
     assert model.config.task("waimai").id2label == {0: "negative", 1: "positive"}
 
 
 @pytest.mark.slow
 def test_shopping_csv_bom_stripped_and_categories(tiny_bert, shared_data, tmp_path):
-    from toolkit.multitask import load_multitask_splits
+    from toolkit.data.splits import load_splits
 
-    specs = [TaskSpec.parse("category:cat"), TaskSpec.parse("sentiment:label:classification:negative,positive")]
-    splits = load_multitask_splits(specs, str(shared_data / "chinese_sentiment" / "online_shopping_10_cats.csv"),
-                                   text_column="review", max_train_samples=None, max_eval_samples=300)
+    data_args = DataArguments(dataset=str(shared_data / "chinese_sentiment" / "online_shopping_10_cats.csv"),
+                              tasks=["category:cat", "sentiment:label:classification:negative,positive"],
+                              text_column="review", max_train_samples=None, max_eval_samples=300)
+    splits = load_splits(data_args, seed=42)
     assert len(splits.train) + len(splits.eval) > 56000  # the whole file was read (62,774 rows, 10% held out)
     assert not any(t.startswith("\ufeff") for t in splits.train["text"])
     assert splits.tasks[0].num_labels == 10 and "酒店" in splits.tasks[0].label_names
@@ -316,7 +328,7 @@ def test_shopping_csv_bom_stripped_and_categories(tiny_bert, shared_data, tmp_pa
 def test_every_yaml_parses(config):
     cpu_overrides = [] if torch.cuda.is_available() else ["--bf16", "false"]  # GPU configs ask for bf16
     model_args, task_args, training_args = parse_args(
-        (ModelArguments, MultiTaskArguments, ToolkitTrainingArguments), [str(config), *cpu_overrides])
+        (ModelArguments, DataArguments, ToolkitTrainingArguments), [str(config), *cpu_overrides])
     assert len(task_args.task_specs) == 2 and training_args.output_dir.startswith("runs/multitask-")
     assert (task_args.task_datasets is None) == ("hotel_waimai" not in config.name)
 

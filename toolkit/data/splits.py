@@ -57,8 +57,8 @@ def read_table_source(source: str, data_args: "DataArguments", seed: int) -> dic
             not all(_is_file(split) for split in roles.values()):
         ds = read_split(source, data_args.train_split, data_dir=data_args.data_dir)
         train, eval_ = split_fraction(ds, data_args.eval_fraction, seed, data_args.task_specs[0])
-        report = LoadReport(source=source, rows_read=len(ds))
-        return {"train": (train, report), "eval": (eval_, LoadReport(source=source))}
+        return {"train": (train, LoadReport(source=source, rows_read=len(train))),
+                "eval": (eval_, LoadReport(source=source, rows_read=len(eval_)))}
     out = {}
     for role, split in roles.items():
         where, name = (split, split) if _is_file(split) else (source, split)

@@ -119,6 +119,8 @@ class ToolkitTrainer(Trainer):
         batch = next(v for v in inputs.values() if isinstance(v, torch.Tensor)).shape[0]
         dtype = torch.float32 if task.is_regression else torch.long
         labels = inputs.get(task.label_column)
+        if labels is None and len(self.tasks) == 1:  # the single-task shorthand the model accepts too
+            labels = inputs.get("labels")
         if labels is None:
             return torch.full((batch,), task.missing, dtype=dtype, device=self.args.device)
         labels = labels.to(dtype)
