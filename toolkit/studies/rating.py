@@ -224,7 +224,8 @@ def rating_reader(rating_args: RatingArguments) -> Reader:
         reader = read_douban_dmr if fmt == "douban_dmr" else read_douban_csv
         full, report = reader(path, low, high, rating_args.deduplicate)
         train, eval_ = split_fraction(full, data_args.eval_fraction, seed, TaskSpec("rating", "rating"))
-        return {"train": (train, report), "eval": (eval_, LoadReport(source=str(path), format=fmt, rows_read=len(eval_)))}
+        held_out = LoadReport(source=str(path), format=fmt, rows_read=len(eval_))
+        return {"train": (train, report), "eval": (eval_, held_out)}
 
     return read
 

@@ -242,7 +242,8 @@ def rating_reporter(rating_args) -> "Reporter":
                 out / "confusion_off_by_one.png",
                 f"off-by-one: one step away counts on the diagonal\n(off-by-one accuracy "
                 f"{final['off_by_one_accuracy']:.3f})", support),
-            "rating_histogram": plot_rating_histograms(true_ids, pred_ids, scale, out / "rating_histogram.png", points),
+            "rating_histogram": plot_rating_histograms(true_ids, pred_ids, scale, out / "rating_histogram.png",
+                                                       points),
         }
         rng = np.random.default_rng(trainer.args.seed)
         n_eval = len(splits.eval)
