@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerControl, TrainerState, TrainingArguments
 
-from toolkit import mlm
+from toolkit.studies import mlm
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = [

@@ -1,26 +1,52 @@
-"""Rating prediction: metrics on hand-computed cases, regression rounding, readers and bad ratings, self-attentive
-pooling, the pictures, and the recipe end to end on a tiny random BERT with real Douban and IMDB rows."""
+"""Rating prediction: the "rating" evaluate module on hand-computed cases, regression rounding, readers and bad
+ratings, cleaning, the rating label space and regression head, self-attentive pooling, the pictures, and the
+recipe end to end on a tiny random BERT with real Douban and IMDB rows."""
 
 import importlib.util
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from toolkit.data import DataError
-from toolkit.rating import (RatingArguments, RatingScale, compute_rating_metrics, detect_format, parse_rating,
-                            predictions_from_output, rating_metrics, read_douban_csv, read_douban_dmr,
-                            read_rating_table)
-from toolkit import rating_reports
+from toolkit.data.labels import TaskConfig
+from toolkit.data.readers import DataError
+from toolkit.evaluation.evaluate_metrics import compute, load_metric
+from toolkit.evaluation.metrics import compute_task_metrics, task_predictions
+from toolkit.studies import rating_reports
+from toolkit.studies.rating import (RatingArguments, detect_format, parse_rating, read_douban_csv, read_douban_dmr,
+                                    read_rating_table)
 
 ROOT = Path(__file__).resolve().parents[1]
-FIVE = RatingScale((1, 2, 3, 4, 5))
-IMDB = RatingScale((1, 2, 3, 4, 7, 8, 9, 10))
+
+
+def scale(values, head: str = "classification") -> TaskConfig:
+    """The label space of a rating head on the scale ``values`` (as load_splits fits it)."""
+    names = {i: str(v) for i, v in enumerate(values)}
+    if head == "regression":
+        return TaskConfig("rating", 1, "regression", values=list(values))
+    return TaskConfig("rating", len(values), id2label=names, values=list(values))
+
+
+FIVE = scale((1, 2, 3, 4, 5))
+IMDB = scale((1, 2, 3, 4, 7, 8, 9, 10))
 PNG = b"\x89PNG\r\n\x1a\n"
 CSV_HEADER = "ID,Movie_Name_EN,Movie_Name_CN,Crawl_Date,Number,Username,Date,Star,Comment,Like\n"
+
+
+def to_ids(scale: TaskConfig, ratings) -> list[int]:
+    """The class id (position on the scale) of each rating."""
+    return [scale.values.index(float(r)) for r in ratings]
+
+
+def rating_metrics(true_ids, pred_ids, scale: TaskConfig, point_predictions=None) -> dict:
+    """The bundled "rating" evaluate module on ids of ``scale``."""
+    points = None if point_predictions is None else list(map(float, point_predictions))
+    return compute(load_metric("rating"), list(map(int, pred_ids)), list(map(int, true_ids)), values=scale.values,
+                   points=points)
 
 
 def load_recipe():
@@ -32,8 +58,8 @@ def load_recipe():
 
 # ---- metrics ------------------------------------------------------------------------------------------------------
 def test_metrics_on_a_hand_computed_case():
-    true = FIVE.to_ids([1, 5, 3, 2, 5])
-    pred = FIVE.to_ids([2, 4, 3, 5, 5])  # off by 1, 1, 0, 3, 0
+    true = to_ids(FIVE, [1, 5, 3, 2, 5])
+    pred = to_ids(FIVE, [2, 4, 3, 5, 5])  # off by 1, 1, 0, 3, 0
     m = rating_metrics(true, pred, FIVE)
     assert m["accuracy"] == pytest.approx(2 / 5)
     assert m["off_by_one_accuracy"] == pytest.approx(4 / 5)
@@ -45,40 +71,43 @@ def test_metrics_on_a_hand_computed_case():
 
 def test_off_by_one_at_the_scale_ends_and_across_imdb_gap():
     # 1->2 and 5->4 are neighbours, 1->3 and 5->3 are not; nothing wraps around (1 vs 5).
-    m = rating_metrics(FIVE.to_ids([1, 5, 1, 5, 1]), FIVE.to_ids([2, 4, 3, 3, 5]), FIVE)
+    m = rating_metrics(to_ids(FIVE, [1, 5, 1, 5, 1]), to_ids(FIVE, [2, 4, 3, 3, 5]), FIVE)
     assert m["accuracy"] == 0 and m["off_by_one_accuracy"] == pytest.approx(2 / 5)
     # IMDB has no 5 or 6: 4 and 7 are adjacent classes (off-by-one right), 3 vs 7 is two steps; MAE stays in stars.
-    m = rating_metrics(IMDB.to_ids([4, 3, 10, 1]), IMDB.to_ids([7, 7, 9, 1]), IMDB)
+    m = rating_metrics(to_ids(IMDB, [4, 3, 10, 1]), to_ids(IMDB, [7, 7, 9, 1]), IMDB)
     assert m["off_by_one_accuracy"] == pytest.approx(3 / 4) and m["accuracy"] == pytest.approx(1 / 4)
     assert m["mae"] == pytest.approx((3 + 4 + 1 + 0) / 4)
 
 
 def test_spearman_perfect_reversed_and_undefined():
-    ids = FIVE.to_ids([1, 2, 3, 4, 5])
+    ids = np.asarray(to_ids(FIVE, [1, 2, 3, 4, 5]))
     assert rating_metrics(ids, ids, FIVE)["spearman"] == pytest.approx(1.0)
     assert rating_metrics(ids, ids[::-1], FIVE)["spearman"] == pytest.approx(-1.0)
     assert math.isnan(rating_metrics(ids, np.full(5, 3), FIVE)["spearman"])  # constant predictions
 
 
 def test_regression_predictions_are_clipped_then_rounded_to_the_scale():
+    five, imdb = scale(FIVE.values, "regression"), scale(IMDB.values, "regression")
     raw = np.array([[-3.0], [0.4], [1.49], [1.5], [2.51], [7.2]])
-    ids, points = predictions_from_output(raw, FIVE, "regression")
-    np.testing.assert_allclose(points, [1, 1, 1.49, 1.5, 2.51, 5])
-    assert FIVE.to_values(ids).tolist() == [1, 1, 1, 1, 3, 5]  # 1.5 is a tie: the lower rating
-    ids, _ = predictions_from_output(np.array([5.4, 5.6, 11.0, 0.0]), IMDB, "regression")
-    assert IMDB.to_values(ids).tolist() == [4, 7, 10, 1]  # nearest present value across the 5-6 gap
+    pred = task_predictions(five, raw)
+    np.testing.assert_allclose(pred["points"], [1, 1, 1.49, 1.5, 2.51, 5])
+    np.testing.assert_allclose(pred["values"], raw[:, 0])  # the head's output itself, in stars
+    assert five.to_values(pred["ids"]).tolist() == [1, 1, 1, 1, 3, 5]  # 1.5 is a tie: the lower rating
+    ids = task_predictions(imdb, np.array([5.4, 5.6, 11.0, 0.0]))["ids"]
+    assert imdb.to_values(ids).tolist() == [4, 7, 10, 1]  # nearest present value across the 5-6 gap
     # MAE/RMSE use the clipped raw value; accuracy the rounded one.
-    m = rating_metrics(FIVE.to_ids([1, 5]), FIVE.to_ids([1, 5]), FIVE, point_predictions=[1.0, 4.6])
+    m = rating_metrics(to_ids(FIVE, [1, 5]), to_ids(FIVE, [1, 5]), FIVE, point_predictions=[1.0, 4.6])
     assert m["accuracy"] == 1 and m["mae"] == pytest.approx(0.2) and m["mae_rounded"] == 0
 
 
 def test_compute_metrics_for_the_trainer_both_heads():
     from transformers import EvalPrediction
 
-    cls = compute_rating_metrics(FIVE, "classification")(
+    cls = compute_task_metrics([FIVE])(
         EvalPrediction(predictions=np.eye(5)[[0, 1, 4]], label_ids=np.array([0, 2, 4])))
     assert cls["accuracy"] == pytest.approx(2 / 3) and cls["off_by_one_accuracy"] == 1
-    reg = compute_rating_metrics(FIVE, "regression")(
+    # a regressor's outputs are in stars; its labels are the ratings themselves
+    reg = compute_task_metrics([scale(FIVE.values, "regression")])(
         EvalPrediction(predictions=np.array([[0.2], [3.4], [9.0]]), label_ids=np.array([1.0, 3.0, 4.0])))
     assert reg["accuracy"] == pytest.approx(2 / 3) and reg["mae"] == pytest.approx((0 + 0.4 + 1) / 3)
 
@@ -112,7 +141,8 @@ def test_douban_csv_reads_dedupes_and_keeps_positions(tmp_path):
     assert detect_format(str(path))[0] == "douban_csv"
     ds, report = read_douban_csv(path)
     assert ds["text"] == ["太棒了", "很差, 很无聊"] and ds["rating"] == [5, 1] and ds["position"] == ["line 2", "line 4"]
-    assert (report.duplicates_dropped, report.duplicates_with_other_rating, report.empty_texts_dropped) == (1, 1, 1)
+    assert (report.duplicates_dropped, report.duplicates_with_other_label, report.empty_texts_dropped) == (1, 1, 1)
+    assert (report.rows_read, report.rows_kept) == (4, 2)
 
 
 def test_douban_csv_with_another_layout_fails_clearly(tmp_path):
@@ -141,7 +171,7 @@ def test_real_dmr_file_is_flattened_and_deduplicated(shared_data):
     ds, report = read_douban_dmr(path)
     assert report.rows_read == 1627 and report.empty_texts_dropped == 360 and report.duplicates_dropped == 59
     assert len(ds) == len(set(ds["text"])) == 1208
-    assert report.rating_counts == {"1": 67, "2": 60, "3": 248, "4": 485, "5": 348}
+    assert Counter(ds["rating"]) == {1: 67, 2: 60, 3: 248, 4: 485, 5: 348} and report.rows_kept == 1208
     assert any(".user_reviews." in p for p in ds["position"])
 
 
@@ -154,38 +184,91 @@ def test_imdb_rating_column_and_a_bad_table_rating(shared_data, tmp_path):
         read_rating_table(str(path), "train")
 
 
-def test_clean_uses_toolkit_cleaning_and_records_its_options(monkeypatch):
+class FakeCleaner:  # the agreed interface of toolkit.cleaning.Cleaner
+    def clean_batch(self, texts):
+        return [t.replace("@user", "").strip() for t in texts]
+
+    def to_dict(self):
+        return {"drop_mentions": True}
+
+
+class Built(Exception):
+    """Raised in place of building the Trainer: the recipe's data and model are ready."""
+
+
+def test_clean_uses_toolkit_cleaning_and_records_its_options(monkeypatch, tiny_bert, tmp_path):
     import sys
     import types
 
-    import datasets
-
-    from toolkit.rating import clean_texts, cleaning_options
-
-    class FakeCleaner:  # the agreed interface of toolkit.cleaning.Cleaner
-        def clean_batch(self, texts):
-            return [t.replace("@user", "").strip() for t in texts]
-
-        def to_dict(self):
-            return {"drop_mentions": True}
+    from toolkit.training import run
 
     monkeypatch.setitem(sys.modules, "toolkit.cleaning", types.SimpleNamespace(Cleaner=FakeCleaner))
-    ds = clean_texts(datasets.Dataset.from_dict({"text": ["@user 好看", "一般"], "rating": [5, 3]}))
-    assert ds["text"] == ["好看", "一般"] and ds["rating"] == [5, 3]
-    assert cleaning_options(RatingArguments(clean=True)) == {"drop_mentions": True}
-    assert cleaning_options(RatingArguments()) is None
+    recipe = load_recipe()  # imports Cleaner from toolkit.cleaning: the fake one
+
+    def built(model, tokenizer, splits, *args, **kwargs):
+        raise Built(model, splits)
+
+    monkeypatch.setattr(run, "build_trainer", built)
+    path = tmp_path / "DMSC.csv"
+    rows = [(5, "@user 好看"), (3, "一般"), (5, "很好看"), (3, "@user 还行")] * 2
+    path.write_text(CSV_HEADER + "".join(f"{i},M,电影,d,{i},u,d,{star},{text}{i},0\n"
+                                         for i, (star, text) in enumerate(rows)), encoding="utf-8")
+
+    def prepared(*flags):
+        argv = ["--model_name_or_path", str(tiny_bert), "--dataset", str(path), "--output_dir", str(tmp_path / "o"),
+                "--eval_fraction", "0.5", "--report_to", "none", *flags]
+        with pytest.raises(Built) as got:
+            recipe.main(argv)
+        return got.value.args
+
+    model, splits = prepared("--clean", "true")
+    both = list(splits.train["text"]) + list(splits.eval["text"])
+    assert sorted(both) == sorted(f"{t.replace('@user', '').strip()}{i}" for i, (_, t) in enumerate(rows))
+    raw = list(splits.train["raw"]) + list(splits.eval["raw"])
+    assert sorted(raw) == sorted(f"{t}{i}" for i, (_, t) in enumerate(rows))
+    assert sorted(list(splits.train["rating"]) + list(splits.eval["rating"])) == sorted(star for star, _ in rows)
+    assert model.config.cleaning == {"drop_mentions": True}
+    model, splits = prepared()
+    assert model.config.cleaning is None and "raw" not in splits.train.column_names
+    assert any(t.startswith("@user") for t in list(splits.train["text"]) + list(splits.eval["text"]))
 
 
-def test_regressor_output_bias_starts_at_the_mean_rating(tiny_bert):
-    from toolkit.args import ModelArguments
-    from toolkit.rating import build_rating_model
+def test_regression_head_outputs_the_mean_rating_when_its_last_layer_is_zero(tiny_bert):
+    import datasets
 
+    from toolkit.args import DataArguments, ModelArguments
+    from toolkit.data.splits import label_columns
+    from toolkit.studies.rating import rating_task_spec
+    from toolkit.training.run import build_model
+
+    ratings = [1, 2, 3, 4, 7, 8, 9, 10, 10, 8]  # mean 6.2
+    parts = [(None, {"train": datasets.Dataset.from_dict({"rating": ratings}),
+                     "eval": datasets.Dataset.from_dict({"rating": [1, 10]})})]
+    data_args = DataArguments()
     args = ModelArguments(model_name_or_path=str(tiny_bert), mode="frozen", pooling="mean")
-    model = build_rating_model(args, IMDB, "regression", target_mean=6.25)
+    batch = {"input_ids": torch.tensor([[2, 10, 11, 3], [2, 12, 3, 0]]), "attention_mask": torch.tensor(
+        [[1, 1, 1, 1], [1, 1, 1, 0]])}
+
+    by_role, (task,) = label_columns(parts, [rating_task_spec(RatingArguments(head="regression"))], data_args)
+    assert task.values == list(IMDB.values) and task.target_mean == pytest.approx(6.2)
+    assert task.target_std == pytest.approx(np.std(ratings)) and by_role["train"]["labels_rating"] == ratings
+    model = build_model(args, [task]).eval()
     assert model.config.problem_type == "regression" and model.config.num_labels == 1
-    assert model.head[-1].bias.tolist() == [6.25] and model.config.rating_values == list(IMDB.values)
-    classifier = build_rating_model(args, IMDB, "classification", target_mean=6.25)
-    assert classifier.config.id2label[4] == "7" and classifier.head[-1].bias.abs().max() < 1
+    assert model.config.tasks[0]["values"] == list(IMDB.values)
+    with torch.no_grad():
+        model.head[-1].weight.zero_()
+        model.head[-1].bias.zero_()
+        torch.testing.assert_close(model(**batch).logits, torch.full((2, 1), 6.2))  # in rating units
+        model.head[-1].bias.fill_(0.5)  # the head learns (y - mean) / std
+        expected = 6.2 + 0.5 * task.target_std
+        torch.testing.assert_close(model(**batch).logits, torch.full((2, 1), expected))
+        labels = torch.tensor([6.2, 6.2 + task.target_std])
+        assert model(**batch, labels=labels).loss.item() == pytest.approx((0.5 ** 2 + 0.5 ** 2) / 2)  # MSE in stds
+
+    _, (classes,) = label_columns(parts, [rating_task_spec(RatingArguments())], data_args)
+    classifier = build_model(args, [classes])
+    assert classifier.config.id2label[4] == "7" and classifier.config.tasks[0]["values"] == list(IMDB.values)
+    assert classifier.config.problem_type == "single_label_classification" and classifier.head[-1].bias.abs().max() < 1
 
 
 def test_rating_arguments_validate():
@@ -199,12 +282,12 @@ def test_rating_arguments_validate():
 def test_attention_sums_to_one_on_real_tokens_and_penalty_matches_hand_value(tiny_bert):
     from transformers import AutoTokenizer
 
-    from toolkit.modeling import EncoderClassifier
-    from toolkit.pooling import SelfAttentivePooling
+    from toolkit.modeling.model import TaskModel
+    from toolkit.modeling.pooling import SelfAttentivePooling
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    model = EncoderClassifier.from_encoder(str(tiny_bert), num_labels=5, pooling="attention", attention_hops=3,
-                                           attention_dim=16, mode="frozen").eval()
+    model = TaskModel.from_encoder(str(tiny_bert), tasks=[{"name": "rating", "num_labels": 5}], pooling="attention",
+                                   attention_hops=3, attention_dim=16, mode="frozen").eval()
     batch = tokenizer(["the film was great fun", "bad"], padding=True, return_tensors="pt")
     labels = torch.tensor([4, 0])
     out = model(**batch, labels=labels)
@@ -239,7 +322,8 @@ def test_every_picture_is_written(tmp_path):
     true = rng.integers(0, 5, 60)
     pred = np.clip(true + rng.integers(-1, 2, 60), 0, 4)
     files = [
-        rating_reports.plot_confusion(rating_reports.confusion(true, pred, 5), FIVE.names, tmp_path / "cm.png", "cm"),
+        rating_reports.plot_confusion(rating_reports.confusion(true, pred, 5), FIVE.scale_names, tmp_path / "cm.png",
+                                      "cm"),
         rating_reports.plot_rating_histograms(true, pred, FIVE, tmp_path / "hist.png", rng.uniform(0.5, 5.5, 60)),
         rating_reports.plot_tsne(rating_reports.tsne_points(rng.normal(size=(60, 20)) + true[:, None], 0), true, FIVE,
                                  tmp_path / "tsne.png"),
@@ -277,11 +361,16 @@ def check_run(results: dict, out: Path, eval_examples: int):
     with open(out / "predictions.jsonl", encoding="utf-8") as fh:  # not splitlines(): texts may hold U+2028
         records = [json.loads(line) for line in fh]
     assert len(records) == eval_examples
+    # ratings in predictions.jsonl are numbers on the scale (as inference's "rating"), not their names ("5")
+    assert all(type(r["rating"]) is int and type(r["predicted"]) is int for r in records), records[0]
     assert np.mean([r["rating"] == r["predicted"] for r in records]) == pytest.approx(results["final"]["accuracy"])
     final = results["final"]
     assert 0 <= final["accuracy"] <= final["off_by_one_accuracy"] <= 1 and final["mae"] >= 0
+    # one task: the final metrics are its metrics (the final loss also holds any attention penalty)
+    per_task = {k: v for k, v in results["per_task"]["rating"].items() if k not in ("n", "loss")}
+    assert {k: final[k] for k in per_task} == pytest.approx(per_task, nan_ok=True)
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert config["rating_values"] == results["rating_values"]
+    assert config["tasks"][0]["values"] == results["rating_values"] == results["tasks"][0]["values"]
     return records, config
 
 
@@ -297,7 +386,13 @@ def test_recipe_douban_classification_with_attention(tmp_path, tiny_bert, shared
     assert set(results["pictures"]) == {"confusion_matrix", "confusion_off_by_one", "rating_histogram", "tsne",
                                         "attention", "loss_curve"}
     assert len(config["id2label"]) == 5 and config["problem_type"] == "single_label_classification"
-    assert results["data"]["all"]["rows_kept"] == 1208 and not results["feature_cache"]
+    # the file's report (on the train role): 1627 reviews read, 360 empty and 59 duplicates dropped; of the 1208
+    # kept, each role reports its own share (before --max_*_samples)
+    data = results["data"]
+    assert (data["train"]["format"], data["train"]["rows_read"], data["train"]["empty_texts_dropped"],
+            data["train"]["duplicates_dropped"]) == ("douban_dmr", 1627, 360, 59)
+    assert data["train"]["rows_kept"] + data["eval"]["rows_kept"] == 1208 and not results["feature_cache"]
+    assert data["eval"]["rows_kept"] == math.ceil(1208 * 0.1)  # --eval_fraction 0.1 (sklearn rounds the test share up)
     assert all(r["rating"] in range(1, 6) and ".json" not in r["position"] for r in records)
     assert "| 5 |" in (out / "top_words.md").read_text(encoding="utf-8")
 

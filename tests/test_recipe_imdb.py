@@ -52,7 +52,7 @@ def test_recipe_writes_results_and_a_loadable_model(tmp_path, tiny_bert, shared_
     else:  # the head trains on cached features: no tokens pass through training
         assert saved["tokens"]["padding_efficiency"] is None
     wrong = (out / "misclassified.jsonl").read_text().splitlines()
-    assert len(wrong) == saved["misclassified"] == round((1 - saved["final"]["accuracy"]) * 40)
+    assert len(wrong) == saved["misclassified"]["label"] == round((1 - saved["final"]["accuracy"]) * 40)
     if wrong:
         first = json.loads(wrong[0])
         assert first["label"] != first["predicted"] and set(first["probabilities"]) == {"neg", "pos"}
@@ -62,7 +62,7 @@ def test_recipe_writes_results_and_a_loadable_model(tmp_path, tiny_bert, shared_
     # The saved model predicts the same as the final evaluation did.
     model, tokenizer = load_model(out)
     assert model.config.id2label == {0: "neg", 1: "pos"} and model.config.mode == mode
-    from toolkit.data import read_split, subsample
+    from toolkit.data.readers import read_split, subsample
 
     ds = subsample(read_split("imdb", "test", data_dir=str(shared_data)), 40, seed=42)
     rows = predict(model, tokenizer, ds["text"], max_length=64)
@@ -112,7 +112,7 @@ def test_two_process_ddp_run_agrees(tmp_path, tiny_bert, shared_data):
     script = tmp_path / "run_ddp.py"
     script.write_text(
         "import sys, json, importlib.util, torch, torch.distributed as dist\n"
-        "import toolkit.run as run\n"
+        "import toolkit.training.run as run\n"
         "captured = {}\n"
         "original = run.train_and_report\n"
         "def spy(trainer, *args):\n"

@@ -1,4 +1,5 @@
-"""SMP2020-EWECT reader, label map, class weighting, the Weibo recipe, train.sh/test.sh and inference.py."""
+"""SMP2020-EWECT reader, label map, cleaning in load_splits, class weighting, warm-up, split scoring, the Weibo
+recipe, train.sh/test.sh and inference.py."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
 
-from toolkit import weibo
-from toolkit.data import DataError
+from toolkit.cleaning import Cleaner
+from toolkit.data.labels import TaskConfig, TaskSpec, balanced_class_weights, encode_labels
+from toolkit.data.readers import DataError
+from toolkit.data.splits import prepare_texts
+from toolkit.studies import weibo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -22,6 +27,12 @@ sys.path.insert(0, str(ROOT))
 def write_posts(path: Path, records: list) -> Path:
     path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def read_prepared(path: Path, cleaner=None):
+    """A competition file as a run reads it: the reader, then load_splits' text preparation (clean, drop empty)."""
+    ds, report = weibo.read_smp2020(path)
+    return prepare_texts(ds, report, "content", cleaner), report
 
 
 def load_recipe(name: str):
@@ -41,11 +52,14 @@ def test_label_map_and_reader(tmp_path):
         {"id": 5, "content": "惊讶", "label": "surprise"}, {"id": 6, "content": "电影", "label": "neutral"},
         {"id": 7, "content": "好", "label": 0},
     ])
-    ds, report = weibo.read_smp2020(path)
+    raw, _ = weibo.read_smp2020(path)
     assert weibo.WEIBO_LABELS == ["happy", "angry", "sad", "fear", "surprise", "neutral"]
-    assert ds["label"] == [0, 1, 2, 3, 4, 5, 0]
+    assert raw["label"] == weibo.WEIBO_LABELS + ["happy"]  # names, and the id 0 read as its name
+    ids, names = encode_labels(raw["label"], TaskSpec("label", "label"), str(path), weibo.WEIBO_LABELS)
+    assert ids == [0, 1, 2, 3, 4, 5, 0] and names == weibo.WEIBO_LABELS
+    ds, report = read_prepared(path, Cleaner())
     assert ds["id"][:2] == ["1", "2"] and ds["text"][1] == "生气" and ds["raw"][1] == "生气"
-    assert report.rows_read == 7 and report.empty_texts_dropped == 0
+    assert report.rows_read == 7 and report.empty_texts_dropped == 0 and report.rows_kept == 7
 
 
 def test_unknown_label_is_an_error(tmp_path):
@@ -72,21 +86,24 @@ def test_empty_posts_are_dropped_and_counted(tmp_path):
     path = write_posts(tmp_path / "p.json", [{"id": 1, "content": "好", "label": "happy"},
                                              {"id": 2, "content": "   ", "label": "sad"},
                                              {"id": 3, "content": "", "label": "sad"}])
-    ds, report = weibo.read_smp2020(path)
+    ds, report = read_prepared(path)
     assert ds["id"] == ["1"] and report.empty_texts_dropped == 2
     only_empty = write_posts(tmp_path / "e.json", [{"id": 1, "content": " ", "label": "happy"}])
-    with pytest.raises(DataError, match="every post is empty"):
-        weibo.read_smp2020(only_empty)
+    with pytest.raises(DataError, match="e.json: every text is empty"):
+        read_prepared(only_empty)
 
 
 def test_reader_cleans_and_drops_posts_empty_after_cleaning(tmp_path):
-    cleaner = weibo.make_cleaner()
+    cleaner = Cleaner()  # the recipe's cleaner (clean: true in WEIBO_DEFAULTS)
     path = write_posts(tmp_path / "p.json", [{"id": 1, "content": "ＡＢＣ開心", "label": "happy"},
                                              {"id": 2, "content": "http://t.cn/abc", "label": "neutral"}])
-    ds, report = weibo.read_smp2020(path, cleaner=cleaner)
+    ds, report = read_prepared(path, cleaner)
     assert ds["text"] == [cleaner("ＡＢＣ開心")] and ds["raw"] == ["ＡＢＣ開心"]
     assert ds["text"][0] == "abc开心"
-    assert report.empty_texts_dropped == 1
+    assert report.empty_texts_dropped == 1 and ds["label"] == ["happy"]
+    with pytest.raises(DataError, match="every text is empty after cleaning"):
+        prepare_texts(*weibo.read_smp2020(write_posts(tmp_path / "u.json", [
+            {"id": 1, "content": "http://t.cn/abc", "label": "happy"}])), "content", cleaner)
 
 
 def test_split_names_resolve_to_the_competition_files(shared_data):
@@ -96,104 +113,165 @@ def test_split_names_resolve_to_the_competition_files(shared_data):
     with pytest.raises(DataError, match="usual_train"):  # the usual train file is not shipped offline
         weibo.resolve_split_file("usual_train", "smp2020_ewect")
     ds, _ = weibo.read_smp2020(shared_data / "smp2020_ewect" / "virus_eval_labeled.json")
-    assert len(ds) == 2000 and set(ds["label"]) == set(range(6))
+    assert len(ds) == 2000 and set(ds["label"]) == set(weibo.WEIBO_LABELS)
 
 
 # ---- class weighting and warm-up ----------------------------------------------------------------------------------
+def label_space(labels: list[int], class_weighting: str) -> TaskConfig:
+    """The label space load_splits fits on these train labels (eval: one post of each class)."""
+    from toolkit.args import DataArguments
+    from toolkit.data.splits import label_columns
+
+    data_args = DataArguments(class_names=weibo.WEIBO_LABELS[:4], class_weighting=class_weighting)
+    parts = [(None, {"train": datasets.Dataset.from_dict({"label": labels}),
+                     "eval": datasets.Dataset.from_dict({"label": [0, 1, 2, 3]})})]
+    by_role, tasks = label_columns(parts, data_args.task_specs, data_args)
+    assert by_role["train"]["labels_label"] == labels
+    return tasks[0]
+
+
 def test_balanced_class_weights_and_weighted_loss():
+    from toolkit.modeling.model import task_loss
+
     labels = [0] * 6 + [1] * 3 + [2]
-    weights = weibo.class_weights(labels, 4, "balanced")
-    assert np.allclose(weights, [10 / 24, 10 / 12, 10 / 4, 10 / 4])  # an absent class counts as one post
-    present = weibo.class_weights(labels, 3, "balanced")
+    weights = balanced_class_weights(labels, 4)
+    # n / (k * count) for the present classes; a class absent from the data gets weight 1 (documented)
+    assert np.allclose(weights, [10 / 24, 10 / 12, 10 / 4, 1.0])
+    present = np.asarray(balanced_class_weights(labels, 3))
+    assert np.allclose(present, [10 / 18, 10 / 9, 10 / 3])
     assert np.isclose(present[np.asarray(labels)].mean(), 1.0)  # same loss scale as plain CE on the train set
-    assert np.allclose(weibo.class_weights(labels, 4, "none"), 1.0)
+    assert balanced_class_weights(labels + [-100, -100], 3) == present.tolist()  # missing labels do not count
+    # --class_weighting: balanced puts the weights into the task's label space, none leaves plain cross-entropy
+    assert np.allclose(label_space(labels, "balanced").class_weights, weights)
+    assert label_space(labels, "none").class_weights is None
+
     logits = torch.randn(5, 4)
     target = torch.tensor([0, 1, 2, 2, 1])
-    loss = weibo.WeightedCrossEntropy(weights)
-    expected = torch.nn.functional.cross_entropy(logits, target, weight=torch.tensor(weights, dtype=torch.float32))
-    assert torch.isclose(loss({"logits": logits}, target), expected)
+    weighted = TaskConfig("label", 4, class_weights=weights)
     per_item = torch.nn.functional.cross_entropy(logits, target, reduction="none") * torch.tensor(weights)[target]
-    assert torch.isclose(loss({"logits": logits}, target, num_items_in_batch=10), per_item.sum().float() / 10)
+    # summed and divided by the number of labelled posts (as the Trainer's num_items_in_batch path was)
+    assert torch.isclose(task_loss(weighted, logits, target), per_item.sum().float() / 5)
+    plain = TaskConfig("label", 4)
+    assert torch.isclose(task_loss(plain, logits, target), torch.nn.functional.cross_entropy(logits, target))
+    # a missing label (-100) neither adds to the sum nor to the count
+    with_missing = torch.cat([target, torch.tensor([-100])])
+    assert torch.isclose(task_loss(weighted, torch.cat([logits, torch.randn(1, 4)]), with_missing),
+                         per_item.sum().float() / 5)
+
+
+def weibo_arguments(argv: list[str]):
+    from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args
+
+    return parse_args((ModelArguments, DataArguments, ToolkitTrainingArguments), argv,
+                      defaults=weibo.WEIBO_DEFAULTS)
 
 
 def test_warmup_is_one_epoch_of_optimizer_steps(tmp_path):
-    args = weibo.WeiboTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=64, report_to="none",
-                                        gradient_accumulation_steps=2)
-    assert weibo.warmup_steps_for(8606, args, 1.0) == 68  # ceil(8606 / 128)
-    assert weibo.warmup_steps_for(8606, args, 0.5) == 34
+    from toolkit.training.run import warmup_steps_for
+
+    _, data_args, args = weibo_arguments(["--output_dir", str(tmp_path), "--per_device_train_batch_size", "64",
+                                          "--report_to", "none", "--gradient_accumulation_steps", "2"])
+    assert warmup_steps_for(8606, args, 1.0) == 68  # ceil(8606 / 128)
+    assert warmup_steps_for(8606, args, 0.5) == 34
     assert args.metric_for_best_model == "macro_f1" and args.load_best_model_at_end and args.num_train_epochs == 30
+    assert args.warmup_epochs == 1.0 and data_args.clean and data_args.class_names == weibo.WEIBO_LABELS
 
 
 def test_recipe_yaml_configs_parse():
-    from toolkit.args import ModelArguments, parse_args
+    from toolkit.args import DataArguments
 
     for config in sorted((ROOT / "recipes" / "weibo_emotion").glob("*.yaml")):
-        _, data_args, training_args = parse_args(
-            (ModelArguments, weibo.WeiboDataArguments, weibo.WeiboTrainingArguments),
-            [str(config), "--report_to", "none"])
+        _, data_args, training_args = weibo_arguments([str(config), "--report_to", "none"])
         assert data_args.max_length == 140 and training_args.metric_for_best_model == "macro_f1", config
     with pytest.raises(ValueError, match="class_weighting"):
-        weibo.WeiboDataArguments(class_weighting="focal")
+        DataArguments(class_weighting="focal")
 
 
 # ---- evaluation report --------------------------------------------------------------------------------------------
-def test_write_evaluation_report(tmp_path):
+def test_evaluate_split_report(tmp_path):
+    from toolkit.training.run import evaluate_split
+
     labels = [0, 1, 2, 2, 4]
     probabilities = np.eye(6)[[0, 1, 2, 3, 5]] * 0.9 + 0.01
-    result = weibo.write_evaluation(tmp_path, "toy", labels, probabilities, weibo.WEIBO_LABELS, list("abcde"),
-                                    list("12345"))
-    assert result["accuracy"] == pytest.approx(0.6)
-    assert result["per_class"]["confusion_matrix"][2] == [0, 0, 1, 1, 0, 0]
+    task = TaskConfig("label", 6, id2label=dict(enumerate(weibo.WEIBO_LABELS)))
+    ds = datasets.Dataset.from_dict({"id": list("12345"), "text": list("abcde")})
+    per_task = evaluate_split("toy", [task], [np.log(probabilities)], [np.asarray(labels)], ds, tmp_path, plot=True)
+    entry = per_task["label"]
+    assert entry["metrics"]["accuracy"] == pytest.approx(0.6) and entry["metrics"]["n"] == 5
+    assert entry["per_class"]["confusion_matrix"][2] == [0, 0, 1, 1, 0, 0]
     png = tmp_path / "confusion_toy.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| sad | 1.000 | 0.500 |" in (tmp_path / "test_toy.md").read_text(encoding="utf-8")
-    assert len((tmp_path / "misclassified_toy.jsonl").read_text().splitlines()) == 2
+    assert "| sad | 1.000 | 0.500 |" in weibo.per_class_markdown(entry["per_class"], weibo.WEIBO_LABELS)
+    wrong = [json.loads(line) for line in (tmp_path / "misclassified_toy.jsonl").read_text().splitlines()]
+    assert len(wrong) == entry["misclassified"] == 2
+    assert {w["id"] for w in wrong} == {"4", "5"} and {w["label"] for w in wrong} == {"sad", "surprise"}
 
 
 # ---- the recipe end to end on a tiny model and real posts ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tiny_bert, tmp_path_factory):
     out = tmp_path_factory.mktemp("weibo-run")
-    results = load_recipe("weibo_emotion").main([
+    argv = [
         "--model_name_or_path", str(tiny_bert), "--output_dir", str(out), "--report_to", "none",
         "--max_train_samples", "200", "--max_eval_samples", "64", "--max_test_samples", "64",
         "--test_splits", "virus_test", "usual_eval", "--num_train_epochs", "2", "--learning_rate", "1e-3",
         "--per_device_train_batch_size", "32", "--class_weighting", "balanced", "--max_length", "64",
         "--early_stopping_patience", "3",
-    ])
-    return out, results
+    ]
+    results = load_recipe("weibo_emotion").main(argv)
+    return out, results, argv
+
+
+def config_weights(out: Path) -> list[float]:
+    return json.loads((out / "config.json").read_text(encoding="utf-8"))["tasks"][0]["class_weights"]
 
 
 @pytest.mark.slow  # shares the ~20 s tiny training run of the `trained` fixture
 def test_recipe_trains_selects_and_scores(trained):
-    out, results = trained
+    out, results, argv = trained
     assert results["train_examples"] == 200 and results["eval_examples"] == 64
     assert [row["epoch"] for row in results["epochs"]] == [1.0, 2.0]
-    assert results["best_eval_macro_f1"] == pytest.approx(max(r["eval_macro_f1"] for r in results["epochs"]))
-    assert results["warmup_steps"] == 7  # one epoch: ceil(200 / 32)
-    assert results["class_weighting"] == "balanced" and results["class_weights"]["surprise"] > 1.0
-    assert set(results["test"]) == {"virus_test", "usual_eval"}
+    assert results["best_metric"] == pytest.approx(max(r["eval_macro_f1"] for r in results["epochs"]))
+    training_args = json.loads((out / "training_args.json").read_text(encoding="utf-8"))
+    assert training_args["warmup_steps"] == 7  # one epoch: ceil(200 / 32)
+    (task,) = results["tasks"]
+    # --class_weighting balanced: the weights of the run's 200 (cleaned, seeded) train posts, saved with the task
+    from toolkit.data.splits import load_splits
+
+    _, data_args, _ = weibo_arguments([str(ROOT / "recipes" / "weibo_emotion" / "cpu.yaml"), *argv])
+    splits = load_splits(data_args, 42, reader=weibo.read_weibo_source, cleaner=Cleaner())
+    assert len(splits.train) == 200
+    assert task["class_weights"] == pytest.approx(balanced_class_weights(splits.train["labels_label"], 6))
+    assert task["class_weights"][weibo.WEIBO_LABELS.index("surprise")] > 1.0
+    assert config_weights(out) == task["class_weights"]  # and with the model
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert set(results["test"]) == set(saved["test"]) == {"virus_test", "usual_eval"}
     for name in ("virus_test", "usual_eval"):
-        report = json.loads((out / f"test_{name}.json").read_text(encoding="utf-8"))
-        assert report["examples"] == 64 and 0.0 <= report["macro_f1"] <= 1.0
+        report = saved["test"][name]
+        assert report["examples"] == 64 and 0.0 <= report["label"]["macro_f1"] <= 1.0
         assert (out / f"confusion_{name}.png").stat().st_size > 1000
+        assert (out / f"misclassified_{name}.jsonl").is_file()
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert config["cleaning"] == weibo.make_cleaner().to_dict()
+    assert config["cleaning"] == Cleaner().to_dict()
     assert config["id2label"]["4"] == "surprise"
 
 
 @pytest.mark.slow  # shares the ~20 s tiny training run of the `trained` fixture
-def test_saved_model_cleans_inputs_at_inference(trained):
-    from toolkit.inference import cleaner_for, load_model, predict
+def test_saved_model_cleans_inputs_at_inference(trained, tiny_bert):
+    from transformers import AutoTokenizer
+
+    from toolkit.inference import load_model, predict
 
     model, tokenizer = load_model(trained[0])
-    cleaner = cleaner_for(model.config)
+    cleaner = Cleaner.from_dict(model.config.cleaning)
     raw = ["ＨＥＬＬＯ！我很開心，@某人 http://t.cn/x", "電影太棒"]
     assert cleaner(raw[1]) == "电影太棒"
     assert predict(model, tokenizer, raw) == [
         {**row, "text": r} for row, r in zip(predict(model, tokenizer, cleaner.clean_batch(raw)), raw)]
     # without the saved cleaning, the traditional characters would be [UNK] for this vocabulary
-    assert tokenizer.tokenize("電影") == ["[UNK]", "影"] and tokenizer.tokenize(cleaner("電影")) == ["电", "影"]
+    plain = AutoTokenizer.from_pretrained(tiny_bert)
+    assert plain.tokenize("電影") == ["[UNK]", "影"] and plain.tokenize(cleaner("電影")) == ["电", "影"]
+    assert tokenizer.tokenize("電影") == ["电", "影"]  # the saved tokenizer re-applies the cleaning
 
 
 @pytest.mark.slow  # shares the ~20 s tiny training run of the `trained` fixture

@@ -214,6 +214,10 @@ def top_words_markdown(table: dict[str, list[dict]], counts: dict[str, int]) -> 
     return "\n".join(lines) + "\n"
 
 
+def _rating(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
 # ---- the reporter -----------------------------------------------------------------------------------------------
 def rating_reporter(rating_args) -> "Reporter":
     """The rating study's part of a run's report: plain and off-by-one confusion matrices, rating histograms, a t-SNE
@@ -272,8 +276,8 @@ def rating_reporter(rating_args) -> "Reporter":
         reports.write_text_atomic(out / "top_words.md", top_words_markdown(words, train_counts))
         records = []
         for i in range(n_eval):
-            record = {"index": i, "position": positions[i], "rating": scale.scale_names[true_ids[i]],
-                      "predicted": scale.scale_names[pred_ids[i]], "text": texts[i]}
+            record = {"index": i, "position": positions[i], "rating": _rating(scale.values[true_ids[i]]),
+                      "predicted": _rating(scale.values[pred_ids[i]]), "text": texts[i]}
             if scale.is_regression:
                 record["raw_prediction"] = round(float(pred["values"][i]), 4)
             records.append(json.dumps(record, ensure_ascii=False))
