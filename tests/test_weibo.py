@@ -323,3 +323,19 @@ def test_train_sh_and_test_sh(tiny_bert, tmp_path):
     missing = subprocess.run(["sh", str(ROOT / "test.sh")], env={**env, "MODEL_DIR": str(tmp_path / "nothing")},
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "sh train.sh" in missing.stderr
+
+
+@pytest.mark.slow
+def test_frozen_cached_run_scores_its_test_splits(tiny_bert, tmp_path):
+    # the Trainer of a frozen run collates cached features: test splits must reach it as features too
+    out = tmp_path / "frozen"
+    results = load_recipe("weibo_emotion").main([
+        "--model_name_or_path", str(tiny_bert), "--output_dir", str(out), "--report_to", "none", "--mode", "frozen",
+        "--max_train_samples", "64", "--max_eval_samples", "32", "--max_test_samples", "24",
+        "--test_splits", "virus_test", "--num_train_epochs", "1", "--max_length", "32",
+        "--feature_cache_dir", str(tmp_path / "features"),
+    ])
+    assert results["feature_cache"] is True
+    scored = results["test"]["virus_test"]
+    assert scored["examples"] == 24 and scored["label"]["n"] == 24 and 0.0 <= scored["label"]["accuracy"] <= 1.0
+    assert (out / "confusion_virus_test.png").stat().st_size > 1000

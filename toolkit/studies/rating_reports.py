@@ -235,7 +235,7 @@ def rating_reporter(rating_args) -> "Reporter":
         final = run.results["per_task"][scale.name]
         n = len(scale.values)
         support = np.bincount(true_ids, minlength=n).tolist()
-        texts, positions = splits.eval["text"], splits.eval["position"]  # materialise once: column reads copy
+        texts, positions = list(splits.eval["text"]), list(splits.eval["position"])  # one read each, not per row
         points = pred.get("points") if scale.is_regression else None
         pictures = {
             "confusion_matrix": plot_confusion(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -77,10 +78,22 @@ def uses_feature_cache(model: TaskModel, data_args: DataArguments) -> bool:
     return bool(model.is_frozen and data_args.feature_cache and model.pooler.cacheable)
 
 
+def model_dataset(model: TaskModel, tokenized: datasets.Dataset, collator, model_args: ModelArguments,
+                  data_args: DataArguments, training_args: ToolkitTrainingArguments):
+    """What the Trainer's collator expects for a tokenised split: the tokens, or for a frozen, cacheable encoder
+    their cached features (computed once per encoder weights, tokens and pooling)."""
+    if not uses_feature_cache(model, data_args):
+        return tokenized
+    with training_args.main_process_first(desc="feature cache"):
+        return cached_feature_dataset(model, tokenized, collator, feature_cache_dir(data_args, model_args),
+                                      data_args.max_length, training_args.per_device_eval_batch_size,
+                                      training_args.device)
+
+
 def prepare_datasets(model: TaskModel, tokenizer, splits: Splits, model_args: ModelArguments,
                      data_args: DataArguments, training_args: ToolkitTrainingArguments):
-    """Tokenised train/eval sets (main process first) and their collator; for a frozen, cacheable encoder, cached
-    features instead. Fixes ``max_length`` to what the encoder's positions allow and records it in the config."""
+    """Train/eval sets (tokenised on the main process first, or their cached features) and their collator. Fixes
+    ``max_length`` to what the encoder's positions allow and records it in the config."""
     data_args.max_length = model.fit_max_length(data_args.max_length, data_args.pad_to_multiple_of)
     model.config.max_length = data_args.max_length
     with training_args.main_process_first(desc="tokenize"):
@@ -89,14 +102,9 @@ def prepare_datasets(model: TaskModel, tokenizer, splits: Splits, model_args: Mo
     if model.is_frozen and data_args.feature_cache and not model.pooler.cacheable:
         logger.warning("pooling=%s layers=%s learns over tokens: training without the feature cache.",
                        model.config.pooling, model.config.layers)
-    if not uses_feature_cache(model, data_args):
-        return train_tok, eval_tok, collator
-    cache = feature_cache_dir(data_args, model_args)
-    with training_args.main_process_first(desc="feature cache"):
-        train_ds, eval_ds = (cached_feature_dataset(model, tok, collator, cache, data_args.max_length,
-                                                    training_args.per_device_eval_batch_size, training_args.device)
-                             for tok in (train_tok, eval_tok))
-    return train_ds, eval_ds, default_data_collator
+    train_ds, eval_ds = (model_dataset(model, tok, collator, model_args, data_args, training_args)
+                         for tok in (train_tok, eval_tok))
+    return train_ds, eval_ds, default_data_collator if uses_feature_cache(model, data_args) else collator
 
 
 def build_trainer(model: TaskModel, tokenizer, splits: Splits, model_args: ModelArguments, data_args: DataArguments,
@@ -118,8 +126,6 @@ def build_trainer(model: TaskModel, tokenizer, splits: Splits, model_args: Model
 def warmup_steps_for(num_train: int, training_args, warmup_epochs: float = 1.0) -> int:
     """Optimizer steps in ``warmup_epochs`` epochs (transformers 5.x has no warmup_ratio; a float < 1 is a ratio
     of *all* steps, which with early stopping is not one epoch)."""
-    import math
-
     per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
     per_step *= max(1, training_args.world_size)
     return int(math.ceil(warmup_epochs * math.ceil(num_train / per_step)))
@@ -161,8 +167,8 @@ def evaluate_split(name: str, tasks: Sequence[TaskConfig], logits: Sequence, lab
     from ..evaluation.metrics import task_metrics
 
     per_task = {}
-    texts = ds["text"]
-    extra_columns = [c for c in ("id", "rating", "position") if c in ds.column_names]
+    texts = list(ds["text"])  # as lists: indexing a dataset's lazy column row by row costs a read per row
+    extra_columns = {c: list(ds[c]) for c in ("id", "rating", "position") if c in ds.column_names}
     for task, task_logits, task_labels in zip(tasks, logits, labels):
         metrics = task_metrics(task, task_logits, task_labels)
         if not metrics:
@@ -176,7 +182,7 @@ def evaluate_split(name: str, tasks: Sequence[TaskConfig], logits: Sequence, lab
             entry["per_class"] = report
             suffix = "_".join(p for p in (None if name == "eval" else name, None if len(tasks) == 1 else task.name)
                               if p)
-            extra = {c: [ds[c][i] for i in rows] for c in extra_columns}
+            extra = {c: [values[i] for i in rows] for c, values in extra_columns.items()}
             entry["misclassified"] = reports.write_misclassified(
                 out / f"misclassified{'_' * bool(suffix)}{suffix}.jsonl", [texts[i] for i in rows], y,
                 pred["probabilities"], task.label_names, extra)
@@ -196,10 +202,13 @@ def score_tests(run: RunReport) -> dict:
     trainer, splits = run.trainer, run.splits
     if not splits.tests:
         return {}
-    max_length = run.trainer.model.config.max_length
+    tokenizer, max_length = trainer.processing_class, trainer.model.config.max_length
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=run.data_args.pad_to_multiple_of)
     scored = {}
     for name, ds in splits.tests.items():
-        prediction = trainer.predict(tokenize(ds, trainer.processing_class, max_length), metric_key_prefix=name)
+        inputs = model_dataset(trainer.model, tokenize(ds, tokenizer, max_length), collator, run.model_args,
+                               run.data_args, trainer.args)
+        prediction = trainer.predict(inputs, metric_key_prefix=name)
         if not trainer.is_world_process_zero():
             continue
         per_task = evaluate_split(name, splits.tasks, as_tuple(prediction.predictions),
