@@ -38,7 +38,7 @@ from toolkit.args import DataArguments  # noqa: E402
 from toolkit.data.splits import load_splits, tokenize  # noqa: E402
 from toolkit.hub import resolve_model_path  # noqa: E402
 from toolkit.modeling.model import TaskModel, TaskModelConfig  # noqa: E402
-from toolkit.training.trainer import ToolkitTrainer  # noqa: E402
+from toolkit.training.trainer import StepStatsMixin, ToolkitTrainer  # noqa: E402
 
 SHAPES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -69,25 +69,9 @@ class StepTimer(TrainerCallback):
         self.steps = state.global_step - self.warmup
 
 
-class PlainTrainer(Trainer):
-    """transformers' Trainer plus what ToolkitTrainer does on the side of every step: counting real and padded
-    tokens (on the device, no host sync) and, on CPU, flushing denormal floats to zero."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.args.device.type == "cpu":
-            torch.set_flush_denormal(True)
-        self._real_tokens: torch.Tensor | int = 0
-        self._padded_tokens = 0
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        mask = inputs.get("attention_mask")
-        if mask is not None:
-            self._real_tokens = self._real_tokens + mask.sum()
-            self._padded_tokens += mask.numel()
-        return super().training_step(model, inputs, num_items_in_batch)
-
-    token_counts = ToolkitTrainer.token_counts
+class PlainTrainer(StepStatsMixin, Trainer):
+    """transformers' Trainer plus what ToolkitTrainer records on the side of every step (token counts, the CPU
+    denormal flush), so both columns are measured alike."""
 
 
 def peak_flops(dtype: torch.dtype) -> tuple[float, str]:

@@ -64,11 +64,12 @@ def predict(model, tokenizer, texts: Sequence[str], batch_size: int = 32, max_le
     cleaned = clean_texts(tokenizer, model.config, texts)
     rows = [{"text": t} for t in texts]
     keep = [i for i, t in enumerate(cleaned) if t.strip()]
+    empty = [i for i, t in enumerate(cleaned) if not t.strip()]
     logits = predict_logits(model, tokenizer, [cleaned[i] for i in keep], batch_size, max_length, progress)
     single = len(model.tasks) == 1
     for task in model.tasks:
         prefix = "" if single else f"{task.name}."
-        for i in set(range(len(texts))) - set(keep):
+        for i in empty:
             rows[i].update({f"{prefix}value" if task.is_regression else f"{prefix}label": None, "empty": True})
         if not keep:
             continue

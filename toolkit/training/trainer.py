@@ -31,13 +31,50 @@ def _columns(ds) -> list[str]:
     return list(getattr(ds, "column_names", []))
 
 
-class ToolkitTrainer(Trainer):
-    """``Trainer`` for a ``TaskModel``: the loss is the model's (Σ_t w_t·loss_t), evaluation returns every task's
-    logits and labels, and the train log carries ``loss_<task>`` beside the total.
+class StepStatsMixin:
+    """What every training step records on the side, for any ``Trainer``: each batch's loss (the smoothed loss
+    curve) and real vs padded tokens (padding efficiency), both kept on the device until read, so no host sync per
+    step; on CPU, denormal floats are flushed to zero."""
 
-    It also keeps every batch's training loss (the smoothed loss curve) and counts real and padded tokens
-    (padding efficiency); both stay on the device until read, so recording them costs no host sync per step.
-    ``sampling_temperature`` applies when the train rows carry ``task_ids`` (one source per task).
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.args.device.type == "cpu":
+            # Backward passes of pretrained encoders produce denormal floats (GELU's gradient far from zero,
+            # tiny softmax probabilities); x86 matmuls on them run several times slower. Flushing them to
+            # zero (below 1.2e-38) changes no result that matters and speeds CPU training up 3-4x.
+            torch.set_flush_denormal(True)
+        self._batch_losses: list[torch.Tensor] = []
+        self._real_tokens: torch.Tensor | int = 0
+        self._padded_tokens = 0
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        mask = inputs.get("attention_mask")
+        if mask is not None:
+            self._real_tokens = self._real_tokens + mask.sum()
+            self._padded_tokens += mask.numel()
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._batch_losses.append(loss.detach())
+        return loss
+
+    def batch_losses(self) -> list[float]:
+        """Per-batch training losses of this process, in order."""
+        if not self._batch_losses:
+            return []
+        return torch.stack(self._batch_losses).float().cpu().tolist()
+
+    def token_counts(self) -> dict[str, float]:
+        """Real and padded (real + padding) tokens this process trained on, and their ratio."""
+        real = int(self._real_tokens)
+        padded = self._padded_tokens
+        return {"real_tokens": real, "padded_tokens": padded,
+                "padding_efficiency": round(real / padded, 4) if padded else None}
+
+
+class ToolkitTrainer(StepStatsMixin, Trainer):
+    """``Trainer`` for a ``TaskModel``: the loss is the model's (Σ_t w_t·loss_t), evaluation returns every task's
+    logits and labels, and the train log carries ``loss_<task>`` beside the total; each step's loss and token
+    counts are recorded by ``StepStatsMixin``. ``sampling_temperature`` applies when the train rows carry
+    ``task_ids`` (one source per task).
     """
 
     def __init__(self, *args, sampling_temperature: float = 1.0, **kwargs):
@@ -60,14 +97,6 @@ class ToolkitTrainer(Trainer):
             self.task_probabilities = task_sampling_probabilities(sizes, sampling_temperature)
         self._task_loss_sums = torch.zeros(len(self.tasks), dtype=torch.float64)
         self._task_loss_counts = torch.zeros(len(self.tasks), dtype=torch.float64)
-        if self.args.device.type == "cpu":
-            # Backward passes of pretrained encoders produce denormal floats (GELU's gradient far from zero,
-            # tiny softmax probabilities); x86 matmuls on them run several times slower. Flushing them to
-            # zero (below 1.2e-38) changes no result that matters and speeds CPU training up 3-4x.
-            torch.set_flush_denormal(True)
-        self._batch_losses: list[torch.Tensor] = []
-        self._real_tokens: torch.Tensor | int = 0
-        self._padded_tokens = 0
 
     def _get_eval_sampler(self, eval_dataset):
         # Trainer also length-groups evaluation under train_sampling_strategy="group_by_length", which returns
@@ -140,25 +169,3 @@ class ToolkitTrainer(Trainer):
             self._task_loss_sums.zero_()
             self._task_loss_counts.zero_()
         super().log(logs, start_time)
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        mask = inputs.get("attention_mask")
-        if mask is not None:
-            self._real_tokens = self._real_tokens + mask.sum()
-            self._padded_tokens += mask.numel()
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        self._batch_losses.append(loss.detach())
-        return loss
-
-    def batch_losses(self) -> list[float]:
-        """Per-batch training losses of this process, in order."""
-        if not self._batch_losses:
-            return []
-        return torch.stack(self._batch_losses).float().cpu().tolist()
-
-    def token_counts(self) -> dict[str, float]:
-        """Real and padded (real + padding) tokens this process trained on, and their ratio."""
-        real = int(self._real_tokens)
-        padded = self._padded_tokens
-        return {"real_tokens": real, "padded_tokens": padded,
-                "padding_efficiency": round(real / padded, 4) if padded else None}
