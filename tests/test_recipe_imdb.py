@@ -104,6 +104,21 @@ def test_inference_cli(tmp_path, tiny_bert, shared_data, capsys):
     with pytest.raises(SystemExit):
         predict_main(["--model", str(tmp_path / "missing"), "--input", "x"])
 
+    # A file: one output row per '\n' line, in order, Unicode line breaks inside a line kept; blank rows get no label.
+    texts = ["great film \u2028 second half of the same review", "", "awful plot \x85 still the same line", "   "]
+    source = tmp_path / "reviews.txt"
+    source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    assert len(source.read_text(encoding="utf-8").splitlines()) > len(texts)  # what str.splitlines would have cut
+    target = tmp_path / "predictions.jsonl"
+    assert predict_main(["--model", str(out), "--file", str(source), "--output", str(target)]) == 0
+    rows = [json.loads(line) for line in target.read_text(encoding="utf-8").split("\n") if line]
+    assert [row["text"] for row in rows] == texts
+    assert [row["label"] is None for row in rows] == [False, True, False, True]
+    assert all(row.get("empty") for row in rows if row["label"] is None)
+    with pytest.raises(SystemExit):  # never written over its own input
+        predict_main(["--model", str(out), "--file", str(source), "--output", str(source)])
+    assert source.read_text(encoding="utf-8") == "\n".join(texts) + "\n"
+
 
 @pytest.mark.slow
 def test_two_process_ddp_run_agrees(tmp_path, tiny_bert, shared_data):
