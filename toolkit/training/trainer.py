@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import SequentialSampler
-from transformers import Trainer
-from transformers.trainer_utils import has_length
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, has_length
 
 from ..data.labels import TaskConfig
 from ..modeling.features import FeatureDataset
+from .checkpoints import STAT_COLUMNS, TRAINER_STATE, read_step_stats, resolve_resume, write_step_stats
 
 
 def task_sampling_probabilities(sizes: Sequence[int], temperature: float = 1.0) -> np.ndarray:
@@ -31,10 +34,26 @@ def _columns(ds) -> list[str]:
     return list(getattr(ds, "column_names", []))
 
 
+def _on_host(values: list) -> list:
+    """Tensors and numbers as Python numbers, in order, with one device sync."""
+    tensors = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
+    out = list(values)
+    if tensors:
+        for i, v in zip(tensors, torch.stack([values[i] for i in tensors]).cpu().tolist()):
+            out[i] = v
+    return out
+
+
 class StepStatsMixin:
     """What every training step records on the side, for any ``Trainer``: each batch's loss (the smoothed loss
     curve) and real vs padded tokens (padding efficiency), both kept on the device until read, so no host sync per
-    step; on CPU, denormal floats are flushed to zero."""
+    step; on CPU, denormal floats are flushed to zero.
+
+    Every checkpoint gets this process's records so far (step_stats.json, written before Trainer's files, so
+    trainer_state.json stays the last one), and ``train(resume_from_checkpoint=...)`` starts from the checkpoint's
+    records, cut to its global_step: after a resume the loss curve, token counts and train seconds cover the whole
+    run. ``resume_from_checkpoint`` also takes "true"/"latest" (the newest complete checkpoint) and "false".
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -43,31 +62,88 @@ class StepStatsMixin:
             # tiny softmax probabilities); x86 matmuls on them run several times slower. Flushing them to
             # zero (below 1.2e-38) changes no result that matters and speeds CPU training up 3-4x.
             torch.set_flush_denormal(True)
+        self._reset_step_stats()
+
+    def _reset_step_stats(self, saved: dict | None = None) -> None:
+        """Start the records empty, or from a checkpoint's (host lists, one entry per micro-batch)."""
+        saved = saved or {}
+        self._saved = {k: list(saved.get(k, [])) for k in STAT_COLUMNS}
+        self._seconds_before = float(saved.get("train_seconds", 0.0))
+        self._train_started: float | None = None
         self._batch_losses: list[torch.Tensor] = []
-        self._real_tokens: torch.Tensor | int = 0
-        self._padded_tokens = 0
+        self._batch_steps: list[int] = []  # the optimizer step (0-based) each batch belongs to
+        self._batch_real_tokens: list[torch.Tensor | int] = []
+        self._batch_padded_tokens: list[int] = []
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None,
+              **kwargs):
+        checkpoint = resolve_resume(self.args.output_dir, resume_from_checkpoint, world_size=self.args.world_size)
+        saved = None
+        if checkpoint is not None:
+            saved = read_step_stats(checkpoint, self.args.world_size, self.args.process_index)
+        self._reset_step_stats(saved)
+        self._train_started = time.perf_counter()
+        try:
+            return super().train(resume_from_checkpoint=checkpoint, trial=trial,
+                                 ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
+        finally:
+            self._seconds_before += time.perf_counter() - self._train_started
+            self._train_started = None
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         mask = inputs.get("attention_mask")
-        if mask is not None:
-            self._real_tokens = self._real_tokens + mask.sum()
-            self._padded_tokens += mask.numel()
+        self._batch_real_tokens.append(0 if mask is None else mask.sum())
+        self._batch_padded_tokens.append(0 if mask is None else mask.numel())
+        self._batch_steps.append(self.state.global_step)
         loss = super().training_step(model, inputs, num_items_in_batch)
         self._batch_losses.append(loss.detach())
         return loss
 
+    def _save_checkpoint(self, model, trial) -> None:
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save:  # re-saving into an old folder: not complete until trainer_state.json is new
+            (folder / TRAINER_STATE).unlink(missing_ok=True)
+        write_step_stats(folder, self.step_stats(), self.args.world_size, self.args.process_index)
+        super()._save_checkpoint(model, trial)
+
+    def step_stats(self) -> dict:
+        """This process's records of the run so far, as saved into a checkpoint (one entry per micro-batch)."""
+        return {"global_step": self.state.global_step, "train_seconds": round(self.train_seconds(), 3),
+                "losses": self.batch_losses(), "steps": self._saved["steps"] + self._batch_steps,
+                "real_tokens": self._saved["real_tokens"] + [int(v) for v in _on_host(self._batch_real_tokens)],
+                "padded_tokens": self._saved["padded_tokens"] + self._batch_padded_tokens}
+
     def batch_losses(self) -> list[float]:
-        """Per-batch training losses of this process, in order."""
+        """Per-batch training losses of this process, in order (the whole run's, across resumes)."""
         if not self._batch_losses:
-            return []
-        return torch.stack(self._batch_losses).float().cpu().tolist()
+            return list(self._saved["losses"])
+        return self._saved["losses"] + torch.stack(self._batch_losses).float().cpu().tolist()
 
     def token_counts(self) -> dict[str, float]:
         """Real and padded (real + padding) tokens this process trained on, and their ratio."""
-        real = int(self._real_tokens)
-        padded = self._padded_tokens
+        real = int(sum(self._saved["real_tokens"]) + sum(_on_host(self._batch_real_tokens)))
+        padded = int(sum(self._saved["padded_tokens"]) + sum(self._batch_padded_tokens))
         return {"real_tokens": real, "padded_tokens": padded,
                 "padding_efficiency": round(real / padded, 4) if padded else None}
+
+    def train_seconds(self) -> float:
+        """Seconds spent in ``train()`` over the whole run, the resumed checkpoint's share included."""
+        running = 0.0 if self._train_started is None else time.perf_counter() - self._train_started
+        return self._seconds_before + running
+
+
+class LogLastStepCallback(TrainerCallback):
+    """Log the training loss at the last optimizer step too (Trainer logs every ``logging_steps`` only, so a run
+    shorter than that logged none), and when a callback stops training early."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if args.logging_strategy != IntervalStrategy.NO and (control.should_training_stop or
+                                                             state.global_step >= state.max_steps):
+            control.should_log = True  # Trainer skips it when this step was logged already
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if args.logging_strategy != IntervalStrategy.NO and control.should_training_stop:
+            control.should_log = True
 
 
 class ToolkitTrainer(StepStatsMixin, Trainer):
@@ -88,6 +164,7 @@ class ToolkitTrainer(StepStatsMixin, Trainer):
 
             kwargs["compute_metrics"] = compute_task_metrics(self.tasks)
         super().__init__(*args, **kwargs)
+        self.add_callback(LogLastStepCallback)
         self.can_return_loss = True
         self.sampling_temperature = sampling_temperature
         self.task_probabilities = None
