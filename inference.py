@@ -31,4 +31,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from toolkit.cli import run_cli
+
+    run_cli(main, prog="inference.py")

@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 try:
-    from toolkit.cleaning_cli import main
+    from toolkit.cleaning_cli import PROG, main
 except ModuleNotFoundError as err:
     if err.name != "toolkit":
         raise
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from toolkit.cleaning_cli import main
+    from toolkit.cleaning_cli import PROG, main
+from toolkit.cli import run_cli
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main, prog=PROG)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from toolkit.data.labels import TaskSpec, encode_labels
-from toolkit.data.readers import DataError, LoadReport, read_split, subsample
+from toolkit.data.readers import DataError, LoadReport, read_json, read_split, subsample
 from toolkit.data.splits import prepare_texts
 
 
@@ -150,3 +150,23 @@ def test_relative_data_path_resolves_from_the_repository_root(shared_data, tmp_p
     assert len(ds) == 25000 and {"text", "label"} <= set(ds.column_names)
     with pytest.raises(DataError, match="does not exist"):
         read_split("../shared/data/no_such_file.json", "train")
+
+
+def test_malformed_json_names_the_file_and_line(tmp_path):
+    """A bad line in a JSON Lines (or JSON) file is reported as ``<file>:<line>: not valid JSON (...)``."""
+    good = [json.dumps({"text": t, "label": i % 2}) for i, t in enumerate("abcd")]
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(good[:2] + ['{"text": "c", "label": 1'] + good[3:]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train\.jsonl:3: not valid JSON \(Expecting ',' delimiter at column 25\)$"):
+        read_split(str(path), "train", cache_dir=str(tmp_path / "cache"))
+    pretty = tmp_path / "eval.json"
+    pretty.write_text('[\n  {"text": "a", "label": 0},\n  {"text": "b" "label": 1}\n]\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"eval\.json:3: not valid JSON \(Expecting ',' delimiter"):
+        read_split(str(pretty), "eval", cache_dir=str(tmp_path / "cache"))
+    lines = tmp_path / "lines.json"  # JSON Lines under a .json name: the bad line is found the same way
+    lines.write_text("\n".join(good[:3] + ["{oops}"]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"lines\.json:4: not valid JSON \(Expecting property name"):
+        read_split(str(lines), "train", cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=r"eval\.json:3: not valid JSON \(Expecting ',' delimiter at column 16\); "
+                                        "expected a list"):
+        read_json(pretty, "a list")  # the whole-file reader of the SMP2020 files says the same

@@ -1,6 +1,7 @@
 import io
 import json
 import random
+import re
 import zipfile
 from pathlib import Path
 
@@ -144,3 +145,32 @@ def test_relative_model_path_resolves_from_the_repository_root(tmp_path, monkeyp
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "config.json").write_text("{}")
     assert resolve_model_path("mine") == "mine", "a directory found from the working directory wins"
+
+
+@pytest.mark.parametrize("name", ["runs/my-model", "nowhere/", "./my-model", "a/b/c", "models\\mine", "~/no-model"])
+def test_missing_local_model_path_is_not_sent_to_the_hub(name, tmp_path, monkeypatch):
+    """A name that looks like a path (``runs/x`` while ./runs exists) and is missing is a local error, not a hub id."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda *a, **k: pytest.fail("asked the hub"))
+    with pytest.raises(ModelNotAvailableError, match=rf"^model path '{re.escape(name)}' does not exist") as err:
+        resolve_model_path(name)
+    assert "train one first or fix the path" in str(err.value)
+    if not name.startswith("~"):
+        assert f"(looked in {tmp_path} and {hub.REPO_ROOT})" in str(err.value)
+
+
+def test_bare_org_name_offline_is_neither_local_nor_available(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError, match="'some-org/some-model' is neither a local folder .* nor "
+                                                     "available offline.*Offline alternatives"):
+        resolve_model_path("some-org/some-model")
+    assert resolve_model_path("sentence-transformers/all-MiniLM-L6-v2", cache_dir=tmp_path).endswith(
+        "all-MiniLM-L6-v2"), "an alias that looks like org/name still resolves to the embedded model"
+
+
+def test_model_path_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"")
+    with pytest.raises(ModelNotAvailableError, match="is a file, not a model folder"):
+        resolve_model_path(str(tmp_path / "model.bin"))

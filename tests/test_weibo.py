@@ -282,7 +282,7 @@ def test_evaluate_saved_model_cli(trained, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert '"split": "virus_eval", "examples": 40' in printed and "| surprise |" in printed
     assert (out / "confusion_virus_eval.png").is_file()
-    with pytest.raises(SystemExit):
+    with pytest.raises(FileNotFoundError, match="sh train.sh"):
         weibo.main(["--model", str(tmp_path / "none"), "--test_file", "virus_eval"])
 
 

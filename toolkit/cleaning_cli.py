@@ -274,5 +274,12 @@ def _write_csv(table: dict, rows: list[list[str]]) -> str:
     return out.getvalue()
 
 
+def cli() -> None:
+    """The ``clean-weibo`` console script: ``main`` under ``run_cli`` (one-line errors, exit 2)."""
+    from .cli import run_cli
+
+    run_cli(main, prog=PROG)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

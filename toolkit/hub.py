@@ -188,32 +188,65 @@ def extract_embedded(alias: str, cache_dir: str | os.PathLike | None = None) -> 
     return target
 
 
+def looks_like_local_path(name: str) -> bool:
+    """A model name meant as a folder, not a hub id: it starts with '.', '/' or '~', holds a backslash, ends with a
+    separator, has more than one '/', or its first component is a folder here or in the repository root (``runs/x``
+    when ``runs/`` exists). A bare ``org/name`` without such a folder is a hub id."""
+    if name.startswith((".", "/", "~")) or "\\" in name or name.endswith(("/", os.sep)) or name.count("/") > 1:
+        return True
+    first, slash, _ = name.partition("/")
+    return bool(slash) and any((root / first).is_dir() for root in (Path.cwd(), REPO_ROOT))
+
+
+def _hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, now or when huggingface_hub was imported."""
+    from huggingface_hub import constants
+
+    flags = (os.environ.get(name, "").upper() for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return constants.HF_HUB_OFFLINE or any(flag in ("1", "ON", "YES", "TRUE") for flag in flags)
+
+
 def resolve_model_path(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> str:
     """Return something ``from_pretrained`` can load offline-first.
 
-    Order: an existing local directory (as given, or relative to the repository root); an embedded
-    alias (``minilm``); otherwise the name is a hub id, checked now so that an offline machine gets a
-    clear message instead of a stack trace.
+    Order: an existing local directory (as given, or relative to the repository root); an embedded alias
+    (``minilm``); a name that looks like a path (``looks_like_local_path``) but is missing is an error; otherwise
+    the name is a hub id, checked now so that an offline machine gets a clear message instead of a stack trace.
     """
     path = resolve_path(name_or_path)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotAvailableError(f"Model directory '{path}' has no config.json.")
         return str(path)
+    if path.exists():
+        raise ModelNotAvailableError(f"model path '{name_or_path}' is a file, not a model folder (one holding "
+                                     "config.json); give the folder.")
     alias = ALIASES.get(name_or_path.lower())
     if alias is not None:
         return str(extract_embedded(alias, cache_dir))
-    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:  # a path, not "org/name"
-        raise ModelNotAvailableError(f"Model directory '{name_or_path}' does not exist.")
+    relative = not Path(name_or_path).expanduser().is_absolute()
+    roots = " and ".join(dict.fromkeys(map(str, (Path.cwd(), REPO_ROOT))))
+    looked_in = f" (looked in {roots})" if relative else ""
+    if looks_like_local_path(name_or_path):
+        raise ModelNotAvailableError(f"model path '{name_or_path}' does not exist{looked_in}; train one first or "
+                                     "fix the path.")
+    alternatives = (f"Offline alternatives: an embedded alias ({', '.join(sorted(EMBEDDED_MODELS))}) or a local "
+                    "directory holding config.json, weights and tokenizer files.")
     try:
         from huggingface_hub import hf_hub_download
 
         hf_hub_download(name_or_path, "config.json")
     except Exception as err:  # network errors, missing repos, offline mode
+        if _hub_offline():
+            from huggingface_hub import constants
+
+            raise ModelNotAvailableError(
+                f"model '{name_or_path}' is neither a local folder{looked_in} nor available offline "
+                f"(HF_HUB_OFFLINE=1, and the Hugging Face cache {constants.HF_HUB_CACHE} has no copy). {alternatives}"
+            ) from None
         raise ModelNotAvailableError(
-            f"Could not fetch '{name_or_path}' from the Hugging Face hub ({type(err).__name__}). "
-            f"Offline alternatives: an embedded alias ({', '.join(sorted(EMBEDDED_MODELS))}) "
-            f"or a local directory holding config.json, weights and tokenizer files. On a machine without network, "
-            f"HF_HUB_OFFLINE=1 skips the hub's retries."
+            f"Could not fetch '{name_or_path}' from the Hugging Face hub ({type(err).__name__}), and it is not a "
+            f"local folder{looked_in}. {alternatives} On a machine without network, HF_HUB_OFFLINE=1 skips the "
+            "hub's retries."
         ) from None
     return name_or_path

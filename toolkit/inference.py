@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import re
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .evaluation.inputs import InputError, read_texts, write_jsonl_atomic
+from .cli import run_cli
+from .evaluation.inputs import read_texts, write_jsonl_atomic
+
+PROG = "toolkit-predict"
 
 
 def load_model(model_dir: str | Path, device: str = "cpu"):
@@ -91,45 +94,93 @@ def _describe(task, pred: dict[str, np.ndarray], j: int, prefix: str) -> dict:
             f"{prefix}probabilities": {task.id2label[i]: round(float(p), 4) for i, p in enumerate(probs)}}
 
 
+DEVICES = "cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
+_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+
+
+def int_at_least(minimum: int):
+    """An argparse ``type``: an integer >= ``minimum``."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value!r}")
+        return number
+
+    return parse
+
+
+positive_int = int_at_least(1)
+
+
+def device_arg(value: str) -> str:
+    """An argparse ``type``: cpu, cuda, cuda:N or mps."""
+    device = value.strip().lower()
+    if not _DEVICE.fullmatch(device):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a device; use {DEVICES}")
+    return device
+
+
+def device_or_auto_arg(value: str) -> str:
+    """An argparse ``type``: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return device_arg(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a device; use auto, {DEVICES}") from None
+
+
+def check_device(device: str) -> None:
+    """Raise ValueError when ``device`` (as ``device_arg`` returns it) is not usable on this machine."""
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu.")
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s), cuda:0 to "
+                             f"cuda:{count - 1}.")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: no Apple MPS device is available here; use --device cpu.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Predict labels with a saved toolkit model.")
+    """The CLI; a bad file or model raises (``run_cli`` turns it into one line), bad flags exit 2 via argparse."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Predict labels with a saved toolkit model.")
     parser.add_argument("--model", required=True, help="Saved model directory (a recipe's output_dir).")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", action="append", help="A text to classify (repeatable).")
     source.add_argument("--file", help="UTF-8 text (one row per '\\n' line), JSONL or CSV/TSV (--text_column).")
     parser.add_argument("--text_column", help="JSONL/CSV: the column holding the text (default text).")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N.")
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--max_length", type=int, help="Default: the model's training max_length.")
+    parser.add_argument("--device", type=device_arg, default="cpu", help=f"{DEVICES} (default cpu).")
+    parser.add_argument("--batch_size", type=positive_int, default=32)
+    parser.add_argument("--max_length", type=int_at_least(8), help="Default: the model's training max_length.")
     parser.add_argument("--output", help="Write JSON lines here (atomically) instead of printing them.")
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f"--batch_size {args.batch_size} must be >= 1.")
-    if args.max_length is not None and args.max_length < 8:
-        parser.error(f"--max_length {args.max_length} must be >= 8.")
 
-    import torch
-
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: no CUDA device is available here; use --device cpu.")
-    try:
-        texts = read_texts(args.file, args.text_column) if args.file else args.input
-        model, tokenizer = load_model(args.model, args.device)
-    except (OSError, ValueError) as err:  # InputError is a ValueError
-        parser.error(str(err))
+    check_device(args.device)
+    texts = read_texts(args.file, args.text_column) if args.file else args.input
+    model, tokenizer = load_model(args.model, args.device)
     start = time.perf_counter()
     rows = predict(model, tokenizer, texts, args.batch_size, args.max_length, progress=args.file is not None)
     seconds = time.perf_counter() - start
     if args.output:
-        try:
-            count = write_jsonl_atomic(args.output, rows, refuse_same_as=args.file)
-        except InputError as err:
-            parser.error(str(err))
+        count = write_jsonl_atomic(args.output, rows, refuse_same_as=args.file)
         print(f"Wrote {count} predictions to {args.output} ({count / max(seconds, 1e-9):.1f} texts/s)")
     else:
         print("\n".join(json.dumps(row, ensure_ascii=False) for row in rows))
     return 0
 
 
+def cli() -> None:
+    """The ``toolkit-predict`` console script: ``main`` under ``run_cli`` (one-line errors, exit 2)."""
+    run_cli(main, prog=PROG)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main, prog=PROG)

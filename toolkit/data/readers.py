@@ -82,6 +82,11 @@ def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
             raise DataError(f"{path}: truncated UTF-8 sequence at the end of the file ({err.reason}).") from None
 
 
+def _json_error(err: json.JSONDecodeError) -> str:
+    """What is wrong and where on its line, without json's own ``line N column M (char K)``."""
+    return f"{err.msg} at column {err.colno}"
+
+
 def read_json(path: str | os.PathLike, expected: str) -> Any:
     """A whole JSON file, checked for UTF-8; ``expected`` describes the layout for the error message."""
     path = Path(path)
@@ -89,7 +94,35 @@ def read_json(path: str | os.PathLike, expected: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err}); expected {expected}.") from None
+        raise DataError(f"{path}:{err.lineno}: not valid JSON ({_json_error(err)}); expected {expected}.") from None
+
+
+def find_invalid_json(path: Path) -> str | None:
+    """``<file>:<line>: not valid JSON (...)`` for the first malformed line of a JSON Lines file (or the error of a
+    whole-document .json file), or None when the file parses. Slow; only run after the fast reader failed."""
+    if path.suffix.lower() == ".json":
+        text = path.read_text(encoding="utf-8-sig")
+        try:
+            json.loads(text)
+            return None
+        except json.JSONDecodeError as err:
+            first = next((line for line in text.split("\n") if line.strip()), "")
+            try:  # a first line that parses alone: JSON Lines in a .json file, checked line by line below
+                json.loads(first)
+            except json.JSONDecodeError:
+                return f"{path}:{err.lineno}: not valid JSON ({_json_error(err)})"
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            line = raw.decode("utf-8").rstrip("\r\n")
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"{path}:{number}: not valid JSON ({_json_error(err)})"
+    return None
 
 
 def _read_table(path: Path, cache_dir: str | None = None) -> datasets.Dataset:
@@ -104,7 +137,12 @@ def _read_table(path: Path, cache_dir: str | None = None) -> datasets.Dataset:
     try:
         ds = datasets.load_dataset(fmt, data_files=str(path), split="train", cache_dir=cache_dir, **kwargs)
     except Exception as err:
-        raise DataError(f"{path}: could not be read as {fmt} ({type(err).__name__}: {err}).") from None
+        bad_json = find_invalid_json(path) if fmt == "json" else None
+        if bad_json is not None:
+            raise DataError(bad_json) from None
+        cause = err.__cause__ or err  # datasets wraps the reader's own error in a DatasetGenerationError
+        detail = " ".join(str(cause).split())
+        raise DataError(f"{path}: could not be read as {fmt} ({type(cause).__name__}: {detail}).") from None
     if len(ds) == 0:
         raise DataError(f"{path}: no records.")
     return ds

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -166,31 +165,35 @@ def per_class_markdown(report: dict, label_names: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Score a saved Weibo emotion model on labelled SMP2020 files: "
-                                                 "accuracy, macro-F1, per-class report, confusion-matrix PNG.")
+    """The CLI (test.sh); a bad model or data file raises (``run_cli`` makes it one line), bad flags exit 2."""
+    from ..inference import check_device, device_or_auto_arg, int_at_least, positive_int
+
+    parser = argparse.ArgumentParser(
+        prog="toolkit.studies.weibo", description="Score a saved Weibo emotion model on labelled SMP2020 files: "
+        "accuracy, macro-F1, per-class report, confusion-matrix PNG.")
     parser.add_argument("--model", required=True, help="Saved model directory (train.sh's output).")
     parser.add_argument("--test_file", action="append", required=True,
                         help=f"Split name ({', '.join(SMP2020_FILES)}) or a JSON file; repeatable.")
     parser.add_argument("--output_dir", help="Where reports go (default <model>/test).")
     parser.add_argument("--dataset", default="smp2020_ewect", help="Folder holding the split files.")
     parser.add_argument("--data_dir", help="Extra folder searched first for the dataset.")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available).")
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--max_length", type=int, help="Default: the model's training max_length.")
-    parser.add_argument("--max_samples", type=int, help="Seeded random subset of each file (quick checks).")
+    parser.add_argument("--device", type=device_or_auto_arg, default="auto",
+                        help="auto (cuda when available), cpu, cuda, cuda:N or mps.")
+    parser.add_argument("--batch_size", type=positive_int, default=64)
+    parser.add_argument("--max_length", type=int_at_least(8), help="Default: the model's training max_length.")
+    parser.add_argument("--max_samples", type=positive_int, help="Seeded random subset of each file (quick checks).")
     args = parser.parse_args(argv)
     if not (Path(args.model) / "config.json").is_file():
-        parser.error(f"--model {args.model}: no saved model there (no config.json); train one with `sh train.sh`.")
+        raise FileNotFoundError(f"--model {args.model}: no saved model there (no config.json); train one with "
+                                "`sh train.sh`.")
     if args.device == "auto":
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    check_device(args.device)
     output_dir = args.output_dir or str(Path(args.model) / "test")
-    try:
-        results = evaluate_saved_model(args.model, args.test_file, output_dir, args.dataset, args.data_dir,
-                                       args.device, args.batch_size, args.max_length, args.max_samples)
-    except (DataError, OSError, ValueError) as err:
-        parser.error(str(err))
+    results = evaluate_saved_model(args.model, args.test_file, output_dir, args.dataset, args.data_dir,
+                                   args.device, args.batch_size, args.max_length, args.max_samples)
     for name, result in results.items():
         print(json.dumps({"split": name, "examples": result["examples"], "accuracy": round(result["accuracy"], 4),
                           "macro_f1": round(result["macro_f1"], 4)}))
@@ -201,4 +204,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..cli import run_cli
+
+    run_cli(main, prog="toolkit.studies.weibo")
