@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a fresh clone without installing
 
 from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args  # noqa: E402
+from toolkit.cli import run_cli  # noqa: E402
 from toolkit.data.splits import load_splits  # noqa: E402
 from toolkit.training import run  # noqa: E402
 
@@ -22,12 +23,9 @@ DEFAULT_CONFIG = Path(__file__).parent / "imdb" / "cpu.yaml"
 
 
 def main(argv=None) -> dict:
-    model_args, data_args, training_args = parse_args(
-        (ModelArguments, DataArguments, ToolkitTrainingArguments), argv, default_config=DEFAULT_CONFIG
-    )
-    run.default_output_dir(training_args, "imdb", model_args.mode)
-    run.setup_logging(training_args)
-    run.seed_everything(training_args)
+    parsed = parse_args((ModelArguments, DataArguments, ToolkitTrainingArguments), argv, default_config=DEFAULT_CONFIG)
+    model_args, data_args, training_args = parsed
+    run.start_run(parsed, "imdb", model_args.mode)
 
     # ---- data ---------------------------------------------------------------------------------
     splits = load_splits(data_args, training_args.seed)
@@ -44,4 +42,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

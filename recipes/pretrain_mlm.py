@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a fresh
 from transformers import AutoTokenizer, Trainer  # noqa: E402
 
 from toolkit.args import parse_args  # noqa: E402
+from toolkit.cli import run_cli  # noqa: E402
 from toolkit.evaluation.reports import write_json  # noqa: E402
 from toolkit.hub import resolve_model_path  # noqa: E402
 from toolkit.studies import mlm  # noqa: E402
@@ -30,9 +31,9 @@ DEFAULT_CONFIG = Path(__file__).parent / "pretrain_mlm" / "scratch.yaml"
 
 
 def main(argv=None) -> dict:
-    args, training_args = parse_args((mlm.MLMArguments, mlm.MLMTrainingArguments), argv, default_config=DEFAULT_CONFIG)
-    run.setup_logging(training_args)
-    run.seed_everything(training_args)
+    parsed = parse_args((mlm.MLMArguments, mlm.MLMTrainingArguments), argv, default_config=DEFAULT_CONFIG)
+    args, training_args = parsed
+    run.start_run(parsed, "zh-mlm", "pretrain")
     out = Path(training_args.output_dir)
 
     # ---- corpus: cleaned, deduplicated, a held-out share for the MLM eval loss -----------------
@@ -96,4 +97,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

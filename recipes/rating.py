@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a fresh clone without installing
 
 from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args  # noqa: E402
+from toolkit.cli import run_cli  # noqa: E402
 from toolkit.cleaning import Cleaner  # noqa: E402
 from toolkit.data.splits import load_splits  # noqa: E402
 from toolkit.studies import rating  # noqa: E402
@@ -28,14 +29,10 @@ DEFAULT_CONFIG = Path(__file__).parent / "rating" / "imdb_cpu.yaml"
 
 
 def main(argv=None) -> dict:
-    model_args, data_args, rating_args, training_args = parse_args(
-        (ModelArguments, DataArguments, rating.RatingArguments, ToolkitTrainingArguments), argv,
-        default_config=DEFAULT_CONFIG,
-    )
-    tag = f"{rating.dataset_tag(data_args.dataset)}-{rating_args.head}-{model_args.mode}"
-    run.default_output_dir(training_args, "rating", tag)
-    run.setup_logging(training_args)
-    run.seed_everything(training_args)
+    parsed = parse_args((ModelArguments, DataArguments, rating.RatingArguments, ToolkitTrainingArguments), argv,
+                        default_config=DEFAULT_CONFIG)
+    model_args, data_args, rating_args, training_args = parsed
+    run.start_run(parsed, "rating", f"{rating.dataset_tag(data_args.dataset)}-{rating_args.head}-{model_args.mode}")
 
     # ---- data: ratings validated; one head on the scale (classes over its values, or a regressor) --------------
     data_args.task_specs = [rating.rating_task_spec(rating_args)]
@@ -54,4 +51,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a fresh clone without installing
 
 from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args  # noqa: E402
+from toolkit.cli import run_cli  # noqa: E402
 from toolkit.cleaning import Cleaner  # noqa: E402
 from toolkit.data.splits import load_splits  # noqa: E402
 from toolkit.studies.weibo import WEIBO_DEFAULTS, read_weibo_source  # noqa: E402
@@ -27,12 +28,10 @@ DEFAULT_CONFIG = Path(__file__).parent / "weibo_emotion" / "cpu.yaml"
 
 
 def main(argv=None) -> dict:
-    model_args, data_args, training_args = parse_args(
-        (ModelArguments, DataArguments, ToolkitTrainingArguments), argv, default_config=DEFAULT_CONFIG,
-        defaults=WEIBO_DEFAULTS,
-    )
-    run.setup_logging(training_args)
-    run.seed_everything(training_args)
+    parsed = parse_args((ModelArguments, DataArguments, ToolkitTrainingArguments), argv, default_config=DEFAULT_CONFIG,
+                        defaults=WEIBO_DEFAULTS)
+    model_args, data_args, training_args = parsed
+    run.start_run(parsed, "weibo-emotion", model_args.mode)
 
     # ---- data: the competition files, cleaned with the cleaner that is saved into the model ---
     cleaner = Cleaner() if data_args.clean else None
@@ -50,4 +49,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.args import DataArguments, ModelArguments, ToolkitTrainingArguments, parse_args
+from toolkit.training.run import default_output_dir
 
 TYPES = (ModelArguments, DataArguments, ToolkitTrainingArguments)
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -51,7 +52,7 @@ def test_default_task_is_one_classification_head_on_the_label_column():
 def test_unknown_yaml_key_and_bad_values_fail(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("learning_rat: 0.1\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"unknown keys \['learning_rat'\]"):
+    with pytest.raises(ValueError, match=r"c.yaml: unknown keys learning_rat \(line 1\)"):
         parse_args(TYPES, [str(cfg)])
     with pytest.raises(ValueError, match="--mode 'half'"):
         parse_args(TYPES, ["--mode", "half", "--output_dir", "o"])
@@ -65,5 +66,6 @@ def test_every_imdb_yaml_parses(config):
 
     cpu_overrides = [] if torch.cuda.is_available() else ["--precision", "fp32"]  # GPU configs ask for bf16
     model_args, data_args, training_args = parse_args(TYPES, [str(config), *cpu_overrides])
+    default_output_dir(training_args, "imdb", model_args.mode)
     assert model_args.model_name_or_path == "minilm" and training_args.output_dir.startswith("runs/imdb")
     assert model_args.mode in ("frozen", "finetune")

@@ -1,24 +1,27 @@
 """Argument dataclasses shared by the recipes, and a parser that layers CLI flags over a YAML file.
 
 ``python recipes/imdb.py recipes/imdb/finetune_full.yaml --learning_rate 5e-5``: the YAML sets
-values, flags on the command line win, and a YAML key no dataclass knows is an error.
+values, flags on the command line win, and a YAML key no dataclass knows, or a value of the wrong type or range,
+is an error naming the file and line (``toolkit.config``).
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
+from .config import ConfigError, layered_defaults, with_source
 from .data.labels import TASK_NAME, TaskConfig, TaskSpec, validate_tasks
 from .data.readers import KNOWN_CLASS_NAMES
 from .modeling.model import MODES
 from .modeling.pooling import LAYER_CHOICES, POOLING_CHOICES
+from .training.checkpoints import NO_RESUME
+from .training.distributed import choose_ddp_backend
 
 
 @dataclass
@@ -174,6 +177,43 @@ class DataArguments:
         return [TaskSpec(name, self.label_column, "classification", names)]
 
 
+def check_ranges(args: Any, ranges: tuple[tuple[str, Any, str], ...]) -> None:
+    """Each ``(field, ok, wanted)``: ``ok(value)`` must hold, else a ValueError naming the flag, value and range."""
+    for name, ok, wanted in ranges:
+        value = getattr(args, name)
+        if not ok(value):
+            raise ValueError(f"--{name} {value} is out of range: it must be {wanted}.")
+
+
+def _optional(test):
+    return lambda v: v is None or test(v)
+
+
+# TrainingArguments' own checks come late (a batch size of 0 fails inside the data loader); these run at parse time.
+TRAINING_RANGES = (
+    ("per_device_train_batch_size", lambda v: v >= 1, ">= 1"),
+    ("per_device_eval_batch_size", lambda v: v >= 1, ">= 1"),
+    ("gradient_accumulation_steps", lambda v: v >= 1, ">= 1"),
+    ("learning_rate", lambda v: v > 0, "> 0"),
+    ("max_steps", lambda v: v == -1 or v >= 1, "-1 (use --num_train_epochs) or >= 1"),
+    ("logging_steps", lambda v: v > 0, "> 0"),
+    ("save_steps", lambda v: v > 0, "> 0"),
+    ("eval_steps", _optional(lambda v: v > 0), "> 0, or null for --logging_steps"),
+    ("warmup_steps", lambda v: v >= 0, ">= 0"),
+    ("weight_decay", lambda v: v >= 0, ">= 0"),
+    ("max_grad_norm", lambda v: v >= 0, ">= 0"),
+    ("adam_epsilon", lambda v: v > 0, "> 0"),
+    ("adam_beta1", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("adam_beta2", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("label_smoothing_factor", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("save_total_limit", _optional(lambda v: v >= 1), ">= 1, or null to keep every checkpoint"),
+    ("dataloader_num_workers", lambda v: v >= 0, ">= 0"),
+    ("seed", lambda v: v >= 0, ">= 0"),
+    ("warmup_epochs", _optional(lambda v: v >= 0), ">= 0, or null"),
+    ("early_stopping_patience", _optional(lambda v: v >= 1), ">= 1, or null for no early stopping"),
+)
+
+
 @dataclass
 class ToolkitTrainingArguments(TrainingArguments):
     """``TrainingArguments`` with the study's defaults.
@@ -213,6 +253,11 @@ class ToolkitTrainingArguments(TrainingArguments):
         metadata={"help": "Keep checkpoint-* folders (optimizer state, for resuming) after a run completes; by "
                   "default they are removed so the output folder holds the model, reports and JSON only."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace the previous run in a non-empty --output_dir. Without it such a folder is refused, "
+                  "unless the run resumes (--resume_from_checkpoint)."},
+    )
     metric: list[str] = field(
         default_factory=list,
         metadata={"help": "Extra evaluate modules for every classification head: a bundled name (classification, "
@@ -220,10 +265,12 @@ class ToolkitTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
-        if self.warmup_epochs is not None and self.warmup_epochs < 0:
-            raise ValueError(f"--warmup_epochs {self.warmup_epochs} must be >= 0.")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise ValueError(f"--early_stopping_patience {self.early_stopping_patience} must be >= 1 or null.")
+        check_ranges(self, TRAINING_RANGES)
+        if self.num_train_epochs <= 0 and self.max_steps <= 0:
+            raise ValueError(f"--num_train_epochs {self.num_train_epochs} trains nothing; give a number > 0 (or "
+                             "--max_steps N).")
+        if isinstance(self.resume_from_checkpoint, str) and self.resume_from_checkpoint.lower() in NO_RESUME:
+            self.resume_from_checkpoint = None
         # TrainingArguments turns a missing output_dir into 'trainer_output'; remember that none was given, so a
         # recipe's own default folder (runs/<recipe>-<mode>) applies instead of every run sharing that one.
         self.output_dir_given = self.output_dir is not None
@@ -235,6 +282,8 @@ class ToolkitTrainingArguments(TrainingArguments):
             self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
         elif self.precision != "auto":
             self.bf16, self.fp16 = self.precision == "bf16", self.precision == "fp16"
+        # Under torchrun/accelerate on CPU: a real gloo process group (not N separate runs), or a one-line refusal.
+        self.ddp_backend, self.use_cpu = choose_ddp_backend(self.ddp_backend, self.use_cpu)
         super().__post_init__()
 
 
@@ -245,8 +294,10 @@ def parse_args(
     """Parse ``[config.yaml] [--config config.yaml] [--flags]`` into the dataclasses.
 
     Layers, lowest first: the dataclasses' defaults, a study's ``defaults`` (its dataset, columns, schedule), the
-    YAML file, then flags on the command line. ``default_config`` is read when the command line names no config
-    (a recipe's CPU-sized default).
+    YAML file, then flags on the command line; the study's and the file's ``modes`` block for the run's mode sits
+    on top of each (``toolkit.config``). ``default_config`` is read when the command line names no config (a
+    recipe's CPU-sized default). Every value is checked before anything loads; an error names the value and where
+    it came from. Each returned object carries ``arg_sources`` (a ``ConfigSources``) for the run's record.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     config_path = default_config
@@ -255,27 +306,27 @@ def parse_args(
     if "--config" in argv:
         i = argv.index("--config")
         if i + 1 >= len(argv):
-            raise ValueError("--config needs a YAML file path.")
+            raise ConfigError("--config needs a YAML file path.")
         config_path = argv[i + 1]
         del argv[i : i + 2]
+    argv = bare_flags_as_true(argv, ("resume_from_checkpoint",))
+    merged, record = layered_defaults(dataclass_types, argv, config_path, defaults)
     parser = HfArgumentParser(dataclass_types)
-    if defaults:
-        parser.set_defaults(**defaults)
-    if config_path is not None:
-        parser.set_defaults(**load_yaml_config(config_path, dataclass_types))
-    return parser.parse_args_into_dataclasses(args=argv)
+    parser.set_defaults(**merged)
+    try:
+        parsed = parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as error:
+        raise ConfigError(with_source(error, record)) from None
+    for obj in parsed:
+        obj.arg_sources = record
+    return parsed
 
 
-def load_yaml_config(path: str | Path, dataclass_types: tuple[type, ...]) -> dict[str, Any]:
-    """Read a YAML mapping and check every key belongs to one of the dataclasses."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Config file '{path}' does not exist.")
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of argument names to values, got {type(values).__name__}.")
-    known = {f.name for cls in dataclass_types for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; see `--help` for the accepted arguments.")
-    return values
+def bare_flags_as_true(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    """``--resume_from_checkpoint`` with no value (last, or before another flag) means ``true``."""
+    out = []
+    for i, token in enumerate(argv):
+        out.append(token)
+        if token in {f"--{n}" for n in names} and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
+            out.append("true")
+    return out

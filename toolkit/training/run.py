@@ -33,6 +33,7 @@ from ..evaluation.metrics import compute_task_metrics, metric_prefix, per_class_
 from ..hub import default_cache_dir, resolve_model_path
 from ..modeling.features import cached_feature_dataset
 from ..modeling.model import TaskModel
+from .checkpoints import resolve_resume
 from .trainer import ToolkitTrainer
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,99 @@ def default_output_dir(training_args: ToolkitTrainingArguments, recipe: str, mod
     """``runs/<recipe>-<mode>`` unless the user (flag or YAML) named an output folder."""
     if not getattr(training_args, "output_dir_given", True):
         training_args.output_dir = str(Path("runs") / f"{recipe}-{mode}")
+        sources = getattr(training_args, "arg_sources", None)
+        if sources is not None:
+            sources.sources["output_dir"] = f"recipe default runs/{recipe}-<mode>"
+
+
+def start_run(parsed: Sequence[Any], recipe: str, tag: str) -> ToolkitTrainingArguments:
+    """What every run does before it reads data: its output folder (the recipe's default unless given; a used one
+    refused unless overwritten or resumed), logging, the effective configuration printed and saved, the seed."""
+    training_args = next(a for a in parsed if isinstance(a, transformers.TrainingArguments))
+    default_output_dir(training_args, recipe, tag)
+    setup_logging(training_args)
+    claim_output_dir(training_args)
+    record_config(parsed, training_args)
+    seed_everything(training_args)
+    return training_args
+
+
+# A previous run's files: what --overwrite_output_dir replaces, and what must not look current while a run resumes.
+RUN_FILES = ("run_config.json", "results.json", "trainer_state.json", "config.json", "model.safetensors")
+STALE_FILES = ("results.json", "results.md", "README.md")
+
+
+def describe_used_folder(out: Path, entries: list[Path]) -> str:
+    names = {p.name for p in entries}
+    checkpoints = sorted(p.name for p in entries if p.name.startswith("checkpoint-"))
+    if "results.json" in names:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime((out / "results.json").stat().st_mtime))
+        what, resume = f"already holds a finished run (results.json of {when})", ""
+    elif checkpoints:
+        what = f"holds checkpoints of an unfinished run ({', '.join(checkpoints)})"
+        resume = ", --resume_from_checkpoint to continue it"
+    else:
+        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+        what, resume = f"is not empty ({shown})", ""
+    return (f"--output_dir '{out}' {what}; pass --overwrite_output_dir to replace it{resume}, or choose another "
+            "--output_dir.")
+
+
+def claim_output_dir(training_args: ToolkitTrainingArguments) -> None:
+    """transformers' examples' convention: a non-empty output folder is refused unless ``--overwrite_output_dir``
+    (which clears a previous run's folder first) or the run resumes. Either way an earlier run's results are
+    removed before training, so a killed run never leaves results that look current."""
+    out = Path(training_args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output_dir '{out}' is a file, not a folder.")
+    # A run_config.json alone is a run that stopped before training (bad data, say): nothing to protect.
+    entries = sorted(p for p in out.iterdir() if p.name != "run_config.json") if out.is_dir() else []
+    resuming = training_args.resume_from_checkpoint is not None
+    replace = bool(entries) and not resuming
+    if replace and not training_args.overwrite_output_dir:
+        raise ValueError(describe_used_folder(out, entries))
+    if replace and not any(p.name in RUN_FILES or p.name.startswith("checkpoint-") for p in entries):
+        raise ValueError(f"--output_dir '{out}' is not empty and holds no previous run ({', '.join(RUN_FILES)} or "
+                         "checkpoint-*), so --overwrite_output_dir will not delete its files; choose a new folder.")
+    if resuming:  # "true" becomes the latest complete checkpoint, a path is checked: before any data loads
+        training_args.resume_from_checkpoint = resolve_resume(out, training_args.resume_from_checkpoint,
+                                                              world_size=training_args.world_size)
+    with training_args.main_process_first(desc="output folder"):
+        if training_args.process_index == 0:
+            if replace:
+                logger.warning("--overwrite_output_dir: removing the previous run in %s", out)
+                for path in entries:
+                    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            out.mkdir(parents=True, exist_ok=True)
+            for name in STALE_FILES:
+                (out / name).unlink(missing_ok=True)
+
+
+def record_config(parsed: Sequence[Any], training_args: ToolkitTrainingArguments) -> None:
+    """Print the values set by a recipe, a file or a flag (with where each came from) and save every value with
+    its source as run_config.json in the output folder."""
+    from ..config import ConfigSources, effective_values, non_default
+
+    record = getattr(training_args, "arg_sources", None) or ConfigSources()
+    if training_args.process_index != 0:
+        return
+    rows = non_default(tuple(parsed), record)
+    width = max((len(name) for name, _, _ in rows), default=0)
+    out = Path(training_args.output_dir)
+    lines = [f"Configuration (set by the recipe, a file or a flag; every value in {out / 'run_config.json'}):"]
+    lines += [f"  {name:<{width}} = {json.dumps(value, ensure_ascii=False, default=str)}  [{source}]"
+              for name, value, source in rows]
+    lines += [f"  note: {note}" for note in record.notes]
+    print("\n".join(lines), flush=True)
+    for note in record.notes:
+        logger.warning(note)
+    reports.write_json(out / "run_config.json", reports.finite({
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "config_file": record.config_file,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sources": dict(record.sources),
+        "values": effective_values(tuple(parsed)),
+    }))
 
 
 def load_tokenizer(model_args: ModelArguments):
@@ -320,9 +414,8 @@ def remove_checkpoints(training_args: ToolkitTrainingArguments) -> None:
 def train_and_report(trainer: ToolkitTrainer, splits: Splits, model_args: ModelArguments, data_args: DataArguments,
                      reporters: Sequence[Reporter] = ()) -> dict:
     """Train (resuming when asked), save the model, write every report and the model card; {} on other processes."""
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)
-    seconds = time.perf_counter() - start
+    trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)  # "true": the latest complete one
+    seconds = trainer.train_seconds()  # the whole run's, a resumed checkpoint's share included
     save_final_model(trainer, trainer.processing_class)
     prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="test")
     if not trainer.is_world_process_zero():
