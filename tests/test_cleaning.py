@@ -3,6 +3,7 @@ batch == one by one, OpenCC's quirks, options round trips, pickling and ``datase
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pickle
 import re
@@ -16,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # so that a plain `pytest tests/...` works from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+if importlib.util.find_spec("toolkit") is None:  # a plain `pytest tests/...` from a checkout without installing
+    sys.path.insert(0, str(ROOT))  # (an installed toolkit, also the torch-free toolkit-cleaning, is tested as is)
 
 from toolkit import cleaning  # noqa: E402
 from toolkit.cleaning import Cleaner, clean  # noqa: E402
@@ -45,7 +46,7 @@ CASES = [
     ("向医护工作者们致敬//@TFBOYS组合:#致敬疫情前线医护人员#", {}, "向医护工作者们致敬 #致敬疫情前线医护人员#"),
     ("回复@小林綠子Cc_:这个……以前没有//@小林綠子Cc_:回复@姚花花:？？？什么", {}, "这个……以前没有 ???什么"),
     ("//@临风少主://@·FEIFEI·:他真的很好[拳头]", {}, "他真的很好[拳头]"),
-    ("防控物资短缺的压力。@南宁铁路（@人民网） 好", {}, "防控物资短缺的压力。 ( ) 好"),
+    ("防控物资短缺的压力。@南宁铁路（@人民网） 好", {}, "防控物资短缺的压力。 好"),  # the emptied brackets go too
     ("@张三：你好", {}, "你好"),
     ("@张三:你好", {}, "你好"),
     ("@张三，你好", {}, ",你好"),
@@ -178,7 +179,7 @@ def test_total_on_any_unicode(options, text):
     out.encode("utf-8")  # no lone surrogate survives
 
 
-@pytest.mark.parametrize("bad", [None, 5, b"bytes", ["list"]])
+@pytest.mark.parametrize("bad", [5, b"bytes", ["list"]])
 def test_non_str_is_a_type_error(bad):
     with pytest.raises(TypeError, match=type(bad).__name__):
         Cleaner()(bad)
@@ -236,7 +237,7 @@ def test_report_lists_empty_and_changed_texts():
 def test_options_round_trip_through_json():
     cleaner = Cleaner(emoji="text", emoji_language="zh", opencc="tw2sp", max_length=140, strip_hashtags=True)
     saved = json.loads(json.dumps(cleaner.to_dict()))
-    assert saved["version"] == 1 and saved["max_length"] == 140
+    assert saved["version"] == 2 and saved["max_length"] == 140
     assert Cleaner.from_dict(saved) == cleaner
     assert Cleaner.from_dict({}) == Cleaner()
     assert Cleaner(opencc="none").opencc is None and Cleaner.from_dict({"opencc": None}).opencc is None
@@ -397,13 +398,13 @@ def test_real_posts_converting_only_flagged_texts_changes_nothing(smp_posts, smp
     """OpenCC runs only on texts holding a character it can change; converting every text gives the same."""
     plan = cleaning._Plan({f: getattr(Cleaner(), f) for f in Cleaner.__dataclass_fields__})
     plan.convert_all = True
-    assert plan.run("\ufdd0".join(smp_posts), len(smp_posts), "\ufdd0") == smp_cleaned
+    assert plan.run(list(smp_posts)) == smp_cleaned
 
 
 def test_real_posts_joined_opencc_equals_one_call_per_post(smp_posts):
     for config in ("t2s", "tw2sp", "hk2s"):
         conv = cleaning._converter(config)
-        assert cleaning._convert_many(conv, smp_posts) == [conv.convert(p) for p in smp_posts], config
+        assert cleaning._convert(config, smp_posts) == [conv.convert(p) for p in smp_posts], config
 
 
 @pytest.mark.parametrize("options", [{"emoji": "remove", "emoticons": "remove", "strip_hashtags": True},
@@ -421,7 +422,7 @@ def test_real_posts_other_modes_leave_no_emoji_and_are_idempotent(smp_posts, opt
 
 
 def test_datasets_map_with_two_processes(smp_posts):
-    import datasets
+    datasets = pytest.importorskip("datasets")  # not in the torch-free install
 
     cleaner = Cleaner()
     ds = datasets.Dataset.from_dict({"id": list(range(400)), "content": smp_posts[:400]})

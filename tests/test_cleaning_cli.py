@@ -4,6 +4,7 @@ overwritten, malformed records fail without leaving a file, ``--drop-empty``, co
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -14,8 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # so that a plain `pytest tests/...` works from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+if importlib.util.find_spec("toolkit") is None:  # a plain `pytest tests/...` from a checkout without installing
+    sys.path.insert(0, str(ROOT))  # (an installed toolkit, also the torch-free toolkit-cleaning, is tested as is)
 
 from toolkit.cleaning import Cleaner  # noqa: E402
 from toolkit.cleaning_cli import build_parser, main  # noqa: E402
@@ -96,6 +97,28 @@ def test_drop_empty(tmp_path, capsys):
     assert code == 0
     assert [r["id"] for r in json.loads(dst.read_text(encoding="utf-8"))] == [1, 3, 4]
     assert "read 4, changed 3, emptied 1, dropped 1, wrote 3" in out
+
+
+def test_preset_then_flags(tmp_path, capsys):
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps([{"id": 1, "content": "[哈哈]、开心 转发微博"}], ensure_ascii=False), encoding="utf-8")
+    assert run(capsys, src, tmp_path / "a.json", "--preset", "hanlp_chartable")[0] == 0
+    assert json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))[0]["content"] == "《哈哈》,开心"
+    assert run(capsys, src, tmp_path / "b.json", "--preset", "hanlp_chartable", "--no-remove-repost-marker")[0] == 0
+    assert json.loads((tmp_path / "b.json").read_text(encoding="utf-8"))[0]["content"] == "《哈哈》,开心 转发微博"
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, src, tmp_path / "c.json", "--preset", "study")
+    assert exit_info.value.code == 2 and "hanlp_chartable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("policy,expected", [("empty", ["开心", ""]), ("keep", ["开心", None])])
+def test_missing_texts_by_policy(tmp_path, capsys, policy, expected):
+    src, dst = tmp_path / "in.json", tmp_path / "out.json"
+    src.write_text(json.dumps([{"id": 1, "content": "開心"}, {"id": 2, "content": None}]), encoding="utf-8")
+    code, out, _ = run(capsys, src, dst)
+    assert code == 1 and not dst.exists()
+    code, out, _ = run(capsys, src, dst, "--missing", policy)
+    assert code == 0 and [r["content"] for r in json.loads(dst.read_text(encoding="utf-8"))] == expected
 
 
 def test_options_mirror_the_cleaner_fields(tmp_path, capsys):

@@ -5,7 +5,9 @@ files (``[{"id": 1, "content": "...", "label": "happy"}, ...]``); ``jsonl`` is o
 header row. The output has the input's format, with every other field, the order and (unless ``--drop-empty``)
 every record kept. The text field is ``--text-column`` (default ``content``; for CSV the first of ``content``,
 ``text``, ``review`` in the header). Cleaning options mirror the ``Cleaner`` fields (``--emoji text``,
-``--opencc none``, ``--max-length 140``, ``--no-lowercase``...).
+``--opencc none``, ``--max-length 140``, ``--no-lowercase``...); ``--preset hanlp_chartable`` starts from a named
+option set (the SMP2020-EWECT study's normalisation), which the other flags then override. A JSON ``null`` text is
+an error unless ``--missing empty`` (cleaned as ``""``) or ``--missing keep`` (left ``null``).
 
 The output is written to a temporary file beside OUT and renamed at the end, so a failed run leaves no partial
 file; the input is never overwritten. A malformed record stops the run with its line or index on stderr and
@@ -25,7 +27,8 @@ import tempfile
 from dataclasses import fields
 from pathlib import Path
 
-from .cleaning import EMOJI_LANGUAGES, EMOJI_MODES, EMOTICON_MODES, OPENCC_CONFIGS, Cleaner
+from .cleaning import (CHAR_TABLES, EMOJI_LANGUAGES, EMOJI_MODES, EMOTICON_MODES, MISSING_POLICIES, OPENCC_CONFIGS,
+                       PRESETS, Cleaner)
 
 PROG = "clean-weibo"
 FORMATS = ("json", "jsonl", "csv")
@@ -34,15 +37,15 @@ _CSV_TEXT_COLUMNS = ("content", "text", "review")
 _BOM = "\ufeff"
 
 _CHOICES = {"opencc": OPENCC_CONFIGS + ("none",), "emoji": EMOJI_MODES, "emoji_language": EMOJI_LANGUAGES,
-            "emoticons": EMOTICON_MODES}
+            "emoticons": EMOTICON_MODES, "char_table": CHAR_TABLES + ("none",), "missing": MISSING_POLICIES}
 
 
 class CleaningFileError(Exception):
     """A problem with the input or output file, reported to the user without a traceback."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; every ``Cleaner`` field has an option of the same name."""
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; every ``Cleaner`` field has an option of the same name (defaults: ``preset``'s)."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Clean the text field of a JSON, JSONL or CSV file with toolkit.cleaning; the output "
         "keeps the input's format, fields and records. Counts go to stdout, errors to stderr (exit status 1).")
@@ -52,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--text-column", help="field holding the text (default: content; CSV: content, text or "
                                               "review, whichever the header has first)")
     parser.add_argument("--drop-empty", action="store_true", help="drop records whose text is empty after cleaning")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=preset,
+                        help="start from a named option set (hanlp_chartable: the SMP2020-EWECT study's "
+                             "normalisation); the flags below override it")
     options = parser.add_argument_group("cleaning options (the fields of toolkit.cleaning.Cleaner)")
-    defaults = Cleaner()
+    defaults = Cleaner.preset(preset) if preset else Cleaner()
     for f in fields(Cleaner):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
@@ -67,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             options.add_argument(flag, dest=f.name, type=_positive_int_or_none, default=default, metavar="N",
                                  help=f.metadata["help"])
+    return parser
+
+
+def _preset_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--preset")
     return parser
 
 
@@ -85,6 +97,11 @@ def _positive_int_or_none(value: str) -> int | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 bad input/output, 2 bad arguments)."""
     parser = build_parser()
+    known, _ = _preset_parser().parse_known_args(argv)
+    if known.preset is not None:
+        if known.preset not in PRESETS:
+            parser.parse_args(argv)  # says which presets there are, exit status 2
+        parser = build_parser(known.preset)
     args = parser.parse_args(argv)
     try:
         cleaner = Cleaner(**{f.name: getattr(args, f.name) for f in fields(Cleaner)})
@@ -113,7 +130,8 @@ def clean_file(src: Path, dst: Path, cleaner: Cleaner, fmt: str | None = None, t
         records, texts = table["rows"], [row[table["column"]] for row in table["rows"]]
     else:
         column = text_column or "content"
-        records = _read_json(src, text, column) if fmt == "json" else _read_jsonl(src, text, column)
+        nulls = cleaner.missing != "error"
+        records = _read_json(src, text, column, nulls) if fmt == "json" else _read_jsonl(src, text, column, nulls)
         texts = [record[column] for record in records]
     report = cleaner.clean_batch_report(texts)
     empty = set(report.empty_indices)
@@ -197,18 +215,18 @@ def _write_atomic(dst: Path, body: str) -> None:
 
 
 # ---- formats -------------------------------------------------------------------------------------------------------
-def _text_of(record: object, column: str, where: str) -> None:
+def _text_of(record: object, column: str, where: str, nulls: bool = False) -> None:
     if not isinstance(record, dict):
         raise CleaningFileError(f"{where} is a JSON {type(record).__name__}, not an object with a {column!r} field.")
     if column not in record:
         raise CleaningFileError(f"{where} has no {column!r} field (fields: {sorted(record)}); fix the record or "
                                 "pass --text-column.")
-    if not isinstance(record[column], str):
+    if not isinstance(record[column], str) and not (nulls and record[column] is None):
         raise CleaningFileError(f"{where}: field {column!r} is {json.dumps(record[column], ensure_ascii=False)[:40]}"
-                                ", not a string.")
+                                ", not a string (a null is allowed with --missing empty or keep).")
 
 
-def _read_json(path: Path, text: str, column: str) -> list[dict]:
+def _read_json(path: Path, text: str, column: str, nulls: bool = False) -> list[dict]:
     try:
         records = json.loads(text)
     except json.JSONDecodeError as err:
@@ -220,11 +238,11 @@ def _read_json(path: Path, text: str, column: str) -> list[dict]:
     for i, record in enumerate(records):
         has_id = isinstance(record, dict) and "id" in record
         where = f"{path}: record {i}" + (f" (id {record['id']})" if has_id else "")
-        _text_of(record, column, where)
+        _text_of(record, column, where, nulls)
     return records
 
 
-def _read_jsonl(path: Path, text: str, column: str) -> list[dict]:
+def _read_jsonl(path: Path, text: str, column: str, nulls: bool = False) -> list[dict]:
     records = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -234,7 +252,7 @@ def _read_jsonl(path: Path, text: str, column: str) -> list[dict]:
         except json.JSONDecodeError as err:
             raise CleaningFileError(f"{path} line {number}: not valid JSON ({err.msg} at column {err.colno})."
                                     ) from None
-        _text_of(record, column, f"{path} line {number}")
+        _text_of(record, column, f"{path} line {number}", nulls)
         records.append(record)
     return records
 

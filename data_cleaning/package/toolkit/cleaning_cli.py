@@ -1,0 +1,1 @@
+../../../toolkit/cleaning_cli.py
