@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
@@ -18,10 +18,11 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 from .config import ConfigError, layered_defaults, with_source
 from .data.labels import TASK_NAME, TaskConfig, TaskSpec, validate_tasks
 from .data.readers import KNOWN_CLASS_NAMES
-from .modeling.model import MODES
+from .modeling.model import LOSSES, MODES
 from .modeling.pooling import LAYER_CHOICES, POOLING_CHOICES
 from .training.checkpoints import NO_RESUME
 from .training.distributed import choose_ddp_backend
+from .training.robust import ADVERSARIAL
 
 
 @dataclass
@@ -47,8 +48,19 @@ class ModelArguments:
         default=None,
         metadata={"help": "Where embedded models are extracted (default $TOOLKIT_CACHE or ~/.cache/toolkit)."},
     )
+    # Robustness methods, model side (saved in the model config; the trainer side is in ToolkitTrainingArguments).
+    loss: str = field(
+        default="ce",
+        metadata={"help": f"Classification loss, one of {LOSSES}: cross-entropy, or focal loss (Lin et al. 2017) "
+                  "-(1-p_y)^gamma log p_y; --class_weighting is its alpha, --label_smoothing_factor applies to both."},
+    )
+    focal_gamma: float = field(default=2.0, metadata={"help": "Focal loss gamma (>= 0; 0 is cross-entropy)."})
 
     def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"--loss {self.loss!r} is not one of {LOSSES}.")
+        if self.focal_gamma < 0:
+            raise ValueError(f"--focal_gamma {self.focal_gamma} is out of range: it must be >= 0.")
         if self.mode not in MODES:
             raise ValueError(f"--mode {self.mode!r} is not one of {MODES}.")
         if self.pooling not in POOLING_CHOICES:
@@ -61,7 +73,7 @@ class ModelArguments:
     def head_kwargs(self) -> dict[str, Any]:
         """Config fields for ``EncoderHeadModel.from_encoder``."""
         keys = ("mode", "pooling", "layers", "head_hidden_size", "head_dropout", "attention_hops", "attention_dim",
-                "attention_penalty")
+                "attention_penalty", "loss", "focal_gamma")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -211,6 +223,17 @@ TRAINING_RANGES = (
     ("seed", lambda v: v >= 0, ">= 0"),
     ("warmup_epochs", _optional(lambda v: v >= 0), ">= 0, or null"),
     ("early_stopping_patience", _optional(lambda v: v >= 1), ">= 1, or null for no early stopping"),
+    # ULMFiT's fine-tuning methods (toolkit.training.schedules)
+    ("layer_lr_decay", _optional(lambda v: 0 < v <= 1), "in (0, 1], or null for one learning rate"),
+    ("stlr_cut_frac", _optional(lambda v: 0 < v < 1), "in (0, 1), or null for --lr_scheduler_type"),
+    ("stlr_ratio", lambda v: v >= 1, ">= 1"),
+    ("unfreeze_every_steps", _optional(lambda v: v >= 1), ">= 1, or null for every epoch"),
+    # robustness methods (toolkit.training.robust)
+    ("adversarial", lambda v: v in ADVERSARIAL, f"one of {', '.join(ADVERSARIAL)}"),
+    ("adversarial_epsilon", lambda v: v > 0, "> 0"),
+    ("pgd_steps", lambda v: v >= 1, ">= 1"),
+    ("pgd_alpha", lambda v: v > 0, "> 0"),
+    ("rdrop_alpha", lambda v: v >= 0, ">= 0 (0 = off)"),
 )
 
 
@@ -263,9 +286,53 @@ class ToolkitTrainingArguments(TrainingArguments):
         metadata={"help": "Extra evaluate modules for every classification head: a bundled name (classification, "
                   "rating), a local module path, or a hub name where the hub is reachable."},
     )
+    # ULMFiT's fine-tuning methods (toolkit.training.schedules): ToolkitTrainer's optimizer, scheduler, callback.
+    layer_lr_decay: float | None = field(
+        default=None,
+        metadata={"help": "Discriminative fine-tuning: layer group k from the top trains at learning_rate * decay^k "
+                  "(pooler and heads k=0, the top encoder layer 1, ..., the embeddings lowest), e.g. 0.95; in (0, 1]; "
+                  "null = one rate."},
+    )
+    stlr_cut_frac: float | None = field(
+        default=None,
+        metadata={"help": "Slanted triangular learning rates (STLR): rise linearly over this share of the steps "
+                  "from learning_rate/stlr_ratio to learning_rate, then fall linearly back; in (0, 1), e.g. 0.1. "
+                  "Replaces --lr_scheduler_type and the warm-up; null = off."},
+    )
+    stlr_ratio: float = field(
+        default=32.0, metadata={"help": "STLR: how many times smaller the lowest rate is than the peak (>= 1)."}
+    )
+    gradual_unfreezing: bool = field(
+        default=False,
+        metadata={"help": "Gradual unfreezing: train the pooler and heads alone first, then unfreeze one encoder "
+                  "layer group more from the top (down to the embeddings) every epoch or --unfreeze_every_steps; "
+                  "the encoder starts frozen and ends fine-tuned, so it needs --mode finetune."},
+    )
+    unfreeze_every_steps: int | None = field(
+        default=None,
+        metadata={"help": "Gradual unfreezing: one more group every N optimizer steps (null = every epoch)."},
+    )
+    # Robustness methods, trainer side (toolkit.training.robust); --loss/--focal_gamma are model arguments.
+    adversarial: str = field(
+        default="none",
+        metadata={"help": f"Adversarial training on the encoder's word embeddings, one of {ADVERSARIAL}: fgm adds the "
+                  "loss at weights moved by epsilon*g/||g||, pgd takes --pgd_steps steps inside that ball (needs "
+                  "--mode finetune)."},
+    )
+    adversarial_epsilon: float = field(
+        default=1.0, metadata={"help": "FGM step / PGD ball radius: L2 norm of the word-embedding perturbation."}
+    )
+    pgd_steps: int = field(default=3, metadata={"help": "PGD: ascent steps per batch (each a forward pass)."})
+    pgd_alpha: float = field(default=0.3, metadata={"help": "PGD: L2 size of each ascent step."})
+    rdrop_alpha: float = field(
+        default=0.0,
+        metadata={"help": "R-Drop: two forward passes with dropout; loss = their mean loss + alpha * symmetric KL of "
+                  "their predictions (regression heads: squared difference). 0 = off."},
+    )
 
     def __post_init__(self):
         check_ranges(self, TRAINING_RANGES)
+        check_schedule_args(self)
         if self.num_train_epochs <= 0 and self.max_steps <= 0:
             raise ValueError(f"--num_train_epochs {self.num_train_epochs} trains nothing; give a number > 0 (or "
                              "--max_steps N).")
@@ -315,11 +382,69 @@ def parse_args(
     parser.set_defaults(**merged)
     try:
         parsed = parser.parse_args_into_dataclasses(args=argv)
+        check_robust_methods(parsed)
+        check_schedule_methods(parsed)
     except ValueError as error:
         raise ConfigError(with_source(error, record)) from None
     for obj in parsed:
         obj.arg_sources = record
     return parsed
+
+
+def check_robust_methods(parsed: Sequence[Any]) -> None:
+    """Combinations of the robustness methods with the run that would silently do nothing: adversarial training
+    without a trained encoder, R-Drop without dropout, either outside the task-model recipes."""
+    training = next((a for a in parsed if isinstance(a, ToolkitTrainingArguments)), None)
+    if training is None or (training.adversarial == "none" and training.rdrop_alpha == 0):
+        return
+    model = next((a for a in parsed if isinstance(a, ModelArguments)), None)
+    if model is None:
+        raise ValueError(f"--adversarial {training.adversarial} / --rdrop_alpha {training.rdrop_alpha} apply to the "
+                         "task-model recipes (ToolkitTrainer) only; set them to none / 0 here.")
+    if training.adversarial != "none" and model.mode == "frozen":
+        raise ValueError(f"--adversarial {training.adversarial} perturbs the encoder's word embeddings, which "
+                         "--mode frozen does not train; use --mode finetune or --adversarial none.")
+    if training.rdrop_alpha > 0 and model.mode == "frozen" and model.head_dropout == 0:
+        raise ValueError(f"--rdrop_alpha {training.rdrop_alpha} needs dropout, but with --mode frozen only the head's "
+                         "is active and --head_dropout is 0.")
+
+
+def check_schedule_args(args: ToolkitTrainingArguments) -> None:
+    """The ULMFiT options' conflicts among training arguments: STLR is a whole schedule, warm-up included."""
+    if args.stlr_cut_frac is not None:
+        scheduler = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+        if scheduler != "linear":
+            raise ValueError(f"--stlr_cut_frac {args.stlr_cut_frac} replaces the scheduler, but --lr_scheduler_type "
+                             f"is {scheduler}; leave it at linear, or drop --stlr_cut_frac.")
+        if args.warmup_steps or args.warmup_epochs:
+            raise ValueError(f"--stlr_cut_frac {args.stlr_cut_frac} warms up by itself (its rising cut_frac share of "
+                             "the steps); set --warmup_steps 0 and --warmup_epochs 0.")
+    if args.unfreeze_every_steps is not None and not args.gradual_unfreezing:
+        raise ValueError(f"--unfreeze_every_steps {args.unfreeze_every_steps} paces --gradual_unfreezing, which is "
+                         "off; pass --gradual_unfreezing true, or drop it.")
+    if args.gradual_unfreezing and args.ddp_find_unused_parameters is None:
+        args.ddp_find_unused_parameters = True  # under DDP, frozen groups get no gradient until unfrozen
+
+
+def check_schedule_methods(parsed: Sequence[Any]) -> None:
+    """The layer-wise ULMFiT options need a task model whose encoder trains (``toolkit.training.schedules``)."""
+    training = next((a for a in parsed if isinstance(a, ToolkitTrainingArguments)), None)
+    if training is None:
+        return
+    given = [f"--{name} {getattr(training, name)}" for name in ("layer_lr_decay", "stlr_cut_frac")
+             if getattr(training, name) is not None] + ["--gradual_unfreezing true"] * training.gradual_unfreezing
+    model = next((a for a in parsed if isinstance(a, ModelArguments)), None)
+    if given and model is None:
+        raise ValueError(f"{given[0]} is a fine-tuning method of the task-model recipes (ToolkitTrainer); this run "
+                         "does not apply it, so drop it here.")
+    if model is None or model.mode != "frozen":
+        return
+    if training.gradual_unfreezing:
+        raise ValueError("--gradual_unfreezing starts with the encoder frozen and unfreezes it group by group, which "
+                         "--mode frozen (encoder fixed, features cached) forbids; use --mode finetune.")
+    if training.layer_lr_decay is not None:
+        raise ValueError(f"--layer_lr_decay {training.layer_lr_decay} sets the encoder layers' learning rates, but "
+                         "--mode frozen trains only the pooler and heads; use --mode finetune, or drop it.")
 
 
 def bare_flags_as_true(argv: list[str], names: tuple[str, ...]) -> list[str]:

@@ -25,6 +25,7 @@ from .pooling import Pooler, PoolerOutput, ScalarMix
 logger = logging.getLogger(__name__)
 
 MODES = ("frozen", "finetune")
+LOSSES = ("ce", "focal")
 
 
 def encoder_config_from_dict(encoder: dict | PretrainedConfig) -> PretrainedConfig:
@@ -44,6 +45,8 @@ def mlp_head(in_features: int, hidden: int, dropout: float, out_features: int) -
 class TaskModelConfig(PretrainedConfig):
     """Everything a saved model needs: the encoder's own config, pooling, head, mode, the tasks (label spaces),
     the training ``max_length`` and the text-cleaning options (``Cleaner.to_dict()``) that inference re-applies.
+    The classification loss: ``loss`` (ce or focal, with ``focal_gamma``) and ``label_smoothing`` (set by
+    ``ToolkitTrainer`` from ``label_smoothing_factor``).
 
     With one task, ``num_labels``/``id2label``/``label2id``/``problem_type`` mirror it for transformers' own code.
     """
@@ -63,6 +66,9 @@ class TaskModelConfig(PretrainedConfig):
     cleaning: dict | None = None
     max_length: int | None = None
     tasks: list | None = None
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.0
 
     def __post_init__(self, **kwargs: Any):
         if self.tasks is not None:  # None only for transformers' own default instances; the model rejects it
@@ -75,6 +81,11 @@ class TaskModelConfig(PretrainedConfig):
                 kwargs["label2id"] = {v: k for k, v in kwargs["id2label"].items()}
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r} is not one of {MODES}.")
+        if self.loss not in LOSSES or self.focal_gamma < 0 or not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"loss={self.loss!r} must be one of {LOSSES}, focal_gamma={self.focal_gamma} >= 0 and "
+                             f"label_smoothing={self.label_smoothing} in [0, 1).")
+        if self.loss == "focal" and self.tasks and all(t.get("problem_type") == "regression" for t in self.tasks):
+            raise ValueError("--loss focal applies to classification heads; every head of this model is a regressor.")
         if isinstance(self.encoder, PretrainedConfig):
             self.encoder = self.encoder.to_dict()
         self.encoder = dict(self.encoder or {})
@@ -116,9 +127,22 @@ class TaskModelOutput(ModelOutput):
     attentions: torch.Tensor | None = None
 
 
-def task_loss(task: TaskConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-    """Mean loss over the rows that have a label for ``task`` (class-weighted where the task has weights);
-    None when no row has one."""
+def focal_loss(logits: torch.Tensor, labels: torch.Tensor, gamma: float = 2.0,
+               label_smoothing: float = 0.0) -> torch.Tensor:
+    """Per-row focal loss (Lin et al. 2017), -Σ_c q_c (1 - p_c)^γ log p_c with q the (smoothed) one-hot target:
+    -(1 - p_y)^γ log p_y without smoothing; γ = 0 is cross-entropy (with ``label_smoothing``, torch's)."""
+    log_p = logits.float().log_softmax(-1)
+    k = logits.shape[-1]
+    target = nn.functional.one_hot(labels, k).float() * (1.0 - label_smoothing) + label_smoothing / k
+    modulating = (1.0 - log_p.exp()).clamp(min=0.0).pow(gamma)
+    return -(target * modulating * log_p).sum(-1)
+
+
+def task_loss(task: TaskConfig, logits: torch.Tensor, labels: torch.Tensor, loss: str = "ce",
+              focal_gamma: float = 2.0, label_smoothing: float = 0.0) -> torch.Tensor | None:
+    """Mean loss over the rows that have a label for ``task`` (class-weighted where the task has weights: the
+    focal loss's alpha); None when no row has one. Classification: ``loss`` ce or focal, with ``label_smoothing``;
+    regression heads ignore both."""
     if task.is_regression:
         labels = labels.float()
         present = ~torch.isnan(labels)
@@ -134,7 +158,11 @@ def task_loss(task: TaskConfig, logits: torch.Tensor, labels: torch.Tensor) -> t
     if bad.numel():
         raise ValueError(f"{task.label_column} holds {sorted(set(bad.tolist()))[:5]}, outside the head's range "
                          f"0..{task.num_labels - 1} ({task.label_names}); use -100 for a missing label.")
-    losses = nn.functional.cross_entropy(logits.float()[present], labels[present], reduction="none")
+    if loss == "focal":
+        losses = focal_loss(logits[present], labels[present], focal_gamma, label_smoothing)
+    else:
+        losses = nn.functional.cross_entropy(logits.float()[present], labels[present], reduction="none",
+                                             label_smoothing=label_smoothing)
     if task.class_weights is not None:
         losses = losses * torch.tensor(task.class_weights, device=losses.device)[labels[present]]
     return losses.mean()
@@ -315,7 +343,8 @@ class TaskModel(PreTrainedModel):
             target = target.float() if task.is_regression else target.long()
             if task_ids is not None:  # a row of another task's dataset never counts for this head
                 target = torch.where(task_ids.to(target.device) == i, target, torch.full_like(target, task.missing))
-            loss = task_loss(task, task_logits[task.name], target)
+            loss = task_loss(task, task_logits[task.name], target, self.config.loss, self.config.focal_gamma,
+                             self.config.label_smoothing)
             if loss is not None:
                 task_losses[task.name] = loss
         penalty = self.attention_penalty(pooled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Sequence
@@ -10,11 +11,23 @@ import numpy as np
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_optimizer import is_optimizer_factory
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, has_length
 
 from ..data.labels import TaskConfig
 from ..modeling.features import FeatureDataset
 from .checkpoints import STAT_COLUMNS, TRAINER_STATE, read_step_stats, resolve_resume, write_step_stats
+from .robust import (
+    SetUpOnTrainBegin,
+    has_active_dropout,
+    make_adversary,
+    rdrop_divergence,
+    rdrop_loss,
+    word_embedding_weight,
+)
+from .schedules import GradualUnfreezing, discriminative_param_groups, layer_groups, stlr_scheduler
+
+logger = logging.getLogger(__name__)
 
 
 def task_sampling_probabilities(sizes: Sequence[int], temperature: float = 1.0) -> np.ndarray:
@@ -165,6 +178,7 @@ class ToolkitTrainer(StepStatsMixin, Trainer):
             kwargs["compute_metrics"] = compute_task_metrics(self.tasks)
         super().__init__(*args, **kwargs)
         self.add_callback(LogLastStepCallback)
+        self.unfreezing = self._gradual_unfreezing()
         self.can_return_loss = True
         self.sampling_temperature = sampling_temperature
         self.task_probabilities = None
@@ -174,6 +188,50 @@ class ToolkitTrainer(StepStatsMixin, Trainer):
             self.task_probabilities = task_sampling_probabilities(sizes, sampling_temperature)
         self._task_loss_sums = torch.zeros(len(self.tasks), dtype=torch.float64)
         self._task_loss_counts = torch.zeros(len(self.tasks), dtype=torch.float64)
+        self._setup_robust_methods()
+
+    # -- ULMFiT's methods (toolkit.training.schedules); with them off, Trainer's own optimizer and scheduler -------
+    def _gradual_unfreezing(self) -> GradualUnfreezing | None:
+        """The unfreezing callback (added) when ``--gradual_unfreezing``; layer-wise options need a trained encoder."""
+        gradual = getattr(self.args, "gradual_unfreezing", False)
+        if getattr(self.model, "is_frozen", False) and (gradual or getattr(self.args, "layer_lr_decay", None)):
+            raise ValueError("--gradual_unfreezing and --layer_lr_decay train the encoder layer by layer; the model "
+                             "is in mode frozen, use mode finetune.")
+        if not gradual:
+            return None
+        callback = GradualUnfreezing(layer_groups(self.model), getattr(self.args, "unfreeze_every_steps", None))
+        self.add_callback(callback)
+        return callback
+
+    def create_optimizer(self, model=None):
+        """Trainer's optimizer (its class and kwargs from ``--optim``) over discriminative parameter groups, top first,
+        when ``--layer_lr_decay`` or ``--gradual_unfreezing`` is on (the latter with every group in from the start)."""
+        decay = getattr(self.args, "layer_lr_decay", None)
+        if self.optimizer is not None or (decay is None and self.unfreezing is None):
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        if self.optimizer_cls_and_kwargs is not None:
+            optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
+        else:
+            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        if is_optimizer_factory(optimizer_cls) or {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):
+            raise ValueError(f"--layer_lr_decay and --gradual_unfreezing need an optimizer over parameter groups; "
+                             f"--optim {self.args.optim} builds its own.")
+        groups = discriminative_param_groups(opt_model, self.args.learning_rate, decay, self.args.weight_decay,
+                                             set(self.get_decay_parameter_names(opt_model)),
+                                             trainable_only=self.unfreezing is None)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """Slanted triangular learning rates when ``--stlr_cut_frac`` is set, else Trainer's scheduler."""
+        cut_frac = getattr(self.args, "stlr_cut_frac", None)
+        if cut_frac is None or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        self.lr_scheduler = stlr_scheduler(optimizer or self.optimizer, num_training_steps, cut_frac,
+                                           self.args.stlr_ratio)
+        self._created_lr_scheduler = True  # as Trainer's: made anew by the next train()
+        return self.lr_scheduler
 
     def _get_eval_sampler(self, eval_dataset):
         # Trainer also length-groups evaluation under train_sampling_strategy="group_by_length", which returns
@@ -202,12 +260,119 @@ class ToolkitTrainer(StepStatsMixin, Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
+        loss, task_losses = outputs.loss, outputs.task_losses
+        if model.training and self.rdrop_alpha > 0 and loss is not None:  # R-Drop: a second pass, new dropout
+            second = model(**inputs)
+            divergence = rdrop_divergence(self.tasks, outputs.task_logits, second.task_logits, inputs.get("task_ids"))
+            loss = rdrop_loss(outputs.loss, second.loss, divergence, self.rdrop_alpha)
+            task_losses = {name: 0.5 * (value + second.task_losses[name]) for name, value in task_losses.items()}
+            self._record_robust("rdrop_divergence", divergence)
         if model.training:
             for i, task in enumerate(self.tasks):
-                if task.name in outputs.task_losses:
-                    self._task_loss_sums[i] += float(outputs.task_losses[task.name].detach())
+                if task.name in task_losses:
+                    self._task_loss_sums[i] += float(task_losses[task.name].detach())
                     self._task_loss_counts[i] += 1
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
+        return (loss, outputs) if return_outputs else loss
+
+    # -- robustness methods (toolkit.training.robust) -------------------------------------------------------------
+    def _setup_robust_methods(self) -> None:
+        """Label smoothing in the model's own loss; FGM/PGD and R-Drop from the arguments, refused where they would
+        silently do nothing. Runs at construction and again when training begins (``SetUpOnTrainBegin``)."""
+        model, args = self.model, self.args
+        smoothing = float(args.label_smoothing_factor)
+        if smoothing and all(t.is_regression for t in self.tasks):
+            raise ValueError(f"--label_smoothing_factor {smoothing} applies to classification heads; every head of "
+                             "this model is a regressor.")
+        # The model computes its own loss; Trainer's LabelSmoother would need a popped `labels` and never runs here.
+        model.config.label_smoothing = smoothing
+        self.label_smoother = None
+        method = getattr(args, "adversarial", "none")
+        key = (method, getattr(args, "adversarial_epsilon", 1.0), getattr(args, "pgd_alpha", 0.3),
+               getattr(args, "pgd_steps", 3))
+        if getattr(self, "_adversary_key", None) != key:  # kept when training begins with the same arguments
+            self.adversary, self._adversary_key = make_adversary(*key), key
+        if self.adversary is not None:
+            if model.is_frozen:
+                raise ValueError(f"--adversarial {method} perturbs the encoder's word embeddings, which --mode frozen "
+                                 "does not train; use --mode finetune or --adversarial none.")
+            if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+                raise ValueError(f"--adversarial {method} needs the whole word-embedding matrix and its gradient on "
+                                 "every process; DeepSpeed and FSDP partition them.")
+            word_embedding_weight(model)
+        self.rdrop_alpha = float(getattr(args, "rdrop_alpha", 0.0))
+        if self.rdrop_alpha > 0 and not has_active_dropout(model):
+            raise ValueError(f"--rdrop_alpha {self.rdrop_alpha} needs dropout, and no dropout of this model is active "
+                             "in training (frozen encoder, --head_dropout 0, or dropout-free encoder).")
+        names = ["loss_adversarial", "adversarial_skipped"] * (self.adversary is not None)
+        names += ["rdrop_divergence"] * (self.rdrop_alpha > 0)  # the same names on every process, for the reduce
+        self._robust_sums: dict[str, list] = {name: [0.0, 0] for name in names}
+        self._warned_skip = False
+        if not any(isinstance(c, SetUpOnTrainBegin) for c in self.callback_handler.callbacks):
+            self.add_callback(SetUpOnTrainBegin(self._setup_robust_methods))
+
+    def _record_robust(self, name: str, value: torch.Tensor | float) -> None:
+        """Add one batch's value to the means logged as ``name`` (kept on the device until logged)."""
+        entry = self._robust_sums[name]
+        entry[0] = entry[0] + (value.detach().float() if isinstance(value, torch.Tensor) else float(value))
+        entry[1] += 1
+
+    def _backward_as_trainer(self, loss: torch.Tensor, num_items_in_batch=None) -> None:
+        """Backward of an extra loss, scaled as ``Trainer.training_step`` scales the main one."""
+        if self.args.n_gpu > 1:
+            loss = loss.mean()
+        scaled = self.loss_is_scaled_for_ga
+        if scaled is None:
+            scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+            scaled = scaled or self.compute_loss_func is not None
+        if not scaled:
+            loss = loss / self.current_gradient_accumulation_steps
+        self.accelerator.backward(loss)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """The plain step (clean loss, recorded once by ``StepStatsMixin`` and returned), then with --adversarial
+        the adversarial pass(es) on perturbed word embeddings, whose gradient adds to the update; the embeddings are
+        restored before the optimizer steps. Its loss is logged as ``loss_adversarial``. Embeddings not trained yet
+        (gradual unfreezing) still get a gradient for the direction, which is dropped before the optimizer step."""
+        if self.adversary is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        weight = word_embedding_weight(self.accelerator.unwrap_model(model))
+        borrowed = not weight.requires_grad
+        if borrowed:
+            weight.requires_grad_(True)
+        try:
+            return self._adversarial_step(model, inputs, num_items_in_batch, weight)
+        finally:
+            if borrowed:
+                weight.requires_grad_(False)
+                weight.grad = None
+
+    def _adversarial_step(self, model, inputs, num_items_in_batch, weight):
+        before = None if weight.grad is None else weight.grad.detach().clone()  # earlier micro-batches' share
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        grad = weight.grad if before is None or weight.grad is None else weight.grad - before
+        inputs = self._prepare_inputs(inputs)
+        bare = self.accelerator.unwrap_model(model)
+
+        def probe() -> torch.Tensor:  # PGD's inner steps: gradient to the embeddings only, no DDP sync
+            with self.compute_loss_context_manager():
+                return bare(**inputs).loss
+
+        def loss_and_backward() -> torch.Tensor:
+            with self.compute_loss_context_manager():
+                adversarial = model(**inputs).loss
+            self._backward_as_trainer(adversarial, num_items_in_batch)
+            return adversarial.detach()
+
+        adversarial = self.adversary.run(weight, grad, probe, loss_and_backward)
+        if adversarial is None:
+            self._record_robust("adversarial_skipped", 1.0)
+            if not self._warned_skip:
+                logger.warning("--adversarial: no gradient reached the word embeddings in this batch (frozen, or "
+                               "overflow); skipping its adversarial pass. Counted in the log as adversarial_skipped.")
+                self._warned_skip = True
+        else:
+            self._record_robust("loss_adversarial", adversarial)
+        return loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
@@ -245,4 +410,20 @@ class ToolkitTrainer(StepStatsMixin, Trainer):
                     logs[f"loss_{task.name}"] = round(float(sums[i] / counts[i]), 4)
             self._task_loss_sums.zero_()
             self._task_loss_counts.zero_()
+        if "loss" in logs and not any(k.startswith("eval_") for k in logs) and self._robust_sums:
+            logs.update(self._robust_logs())
+        if getattr(self, "unfreezing", None) is not None and self.unfreezing.unfrozen and "loss" in logs:
+            logs["trainable_groups"] = self.unfreezing.unfrozen  # gradual unfreezing: groups training, from the top
         super().log(logs, start_time)
+
+    def _robust_logs(self) -> dict[str, float]:
+        """Means since the last log of loss_adversarial and rdrop_divergence; adversarial_skipped as a count."""
+        names = sorted(self._robust_sums)
+        sums = torch.tensor([float(self._robust_sums[n][0]) for n in names], dtype=torch.float64)
+        counts = torch.tensor([self._robust_sums[n][1] for n in names], dtype=torch.float64)
+        if self.args.world_size > 1:
+            both = self.accelerator.reduce(torch.stack([sums, counts]).to(self.args.device), "sum").cpu()
+            sums, counts = both[0], both[1]
+        self._robust_sums = {name: [0.0, 0] for name in names}
+        return {n: int(s) if n == "adversarial_skipped" else float(f"{s / c:.4g}")
+                for n, s, c in zip(names, sums.tolist(), counts.tolist()) if c > 0}
