@@ -28,17 +28,5 @@ for split in $TEST; do set -- "$@" --test_file "$split"; done
 [ -n "$MAX_SAMPLES" ] && set -- "$@" --max_samples "$MAX_SAMPLES"
 
 echo "+ $LAUNCH -m toolkit.studies.weibo $*"
-# The recipe writes its one-line error to TOOLKIT_ERROR_FILE; repeat it last, below the launcher's own report.
-TOOLKIT_ERROR_FILE=$(mktemp)
-export TOOLKIT_ERROR_FILE
-trap 'rm -f "$TOOLKIT_ERROR_FILE"' EXIT
-status=0
-$LAUNCH -m toolkit.studies.weibo "$@" || status=$?
-if [ "$status" -ne 0 ]; then
-    if [ -s "$TOOLKIT_ERROR_FILE" ]; then
-        tail -n 1 "$TOOLKIT_ERROR_FILE" >&2
-    else
-        echo "test.sh: the run failed (exit $status); its error is above." >&2
-    fi
-fi
-exit "$status"
+. recipes/launch.sh
+launch test.sh $LAUNCH -m toolkit.studies.weibo "$@"

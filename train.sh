@@ -35,17 +35,5 @@ set -- "$CONFIG" --model_name_or_path "$MODEL" --output_dir "$OUTPUT_DIR" --data
 [ -n "$MAX_TEST" ] && set -- "$@" --max_test_samples "$MAX_TEST"
 
 echo "+ $LAUNCH recipes/weibo_emotion.py $*"
-# The recipe writes its one-line error to TOOLKIT_ERROR_FILE; repeat it last, below the launcher's own report.
-TOOLKIT_ERROR_FILE=$(mktemp)
-export TOOLKIT_ERROR_FILE
-trap 'rm -f "$TOOLKIT_ERROR_FILE"' EXIT
-status=0
-$LAUNCH recipes/weibo_emotion.py "$@" || status=$?
-if [ "$status" -ne 0 ]; then
-    if [ -s "$TOOLKIT_ERROR_FILE" ]; then
-        tail -n 1 "$TOOLKIT_ERROR_FILE" >&2
-    else
-        echo "train.sh: the run failed (exit $status); its error is above." >&2
-    fi
-fi
-exit "$status"
+. recipes/launch.sh
+launch train.sh $LAUNCH recipes/weibo_emotion.py "$@"

@@ -250,6 +250,9 @@ def layered_defaults(dataclass_types: tuple[type, ...], argv: list[str], config_
 
     defaults = dict(defaults or {})
     study_modes = defaults.pop(PROFILES_KEY, {}) or {}
+    unknown = sorted(set(defaults).union(*study_modes.values()) - known)
+    if unknown:
+        raise ConfigError(f"recipe defaults name unknown arguments {unknown}.")
     file_values, file_modes, lines, mode_lines = {}, {}, {}, {}
     if config_path is not None:
         file_values, lines, mode_lines = read_yaml(config_path)
@@ -293,10 +296,7 @@ def layered_defaults(dataclass_types: tuple[type, ...], argv: list[str], config_
                             f"values apply to --mode {mode} unchanged.")
 
     merged: dict[str, Any] = {}
-    for values, where in layers:
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"recipe defaults name unknown arguments {unknown}.")
+    for values, where in layers:  # every key is known: checked above where it was read
         merged.update(check_values(values, hints, where))
         record.sources.update(where)
     for name, flag in flags_given(argv, known).items():
@@ -327,10 +327,12 @@ def effective_values(objects: tuple[Any, ...]) -> dict[str, Any]:
     return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in values.items()}
 
 
-def non_default(objects: tuple[Any, ...], record: ConfigSources) -> list[tuple[str, Any, str]]:
-    """``(name, value, source)`` of each value set by a recipe, a file or a flag, in field order."""
+def non_default(objects: tuple[Any, ...], record: ConfigSources,
+                values: dict[str, Any] | None = None) -> list[tuple[str, Any, str]]:
+    """``(name, value, source)`` of each value set by a recipe, a file or a flag, in field order (``values``: the
+    objects' ``effective_values`` when already computed)."""
     rows = []
-    values = effective_values(objects)
+    values = effective_values(objects) if values is None else values
     for obj in objects:
         for f in fields(obj):
             if f.name in record.sources and f.name in values:

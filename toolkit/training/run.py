@@ -132,7 +132,8 @@ def record_config(parsed: Sequence[Any], training_args: ToolkitTrainingArguments
     record = getattr(training_args, "arg_sources", None) or ConfigSources()
     if training_args.process_index != 0:
         return
-    rows = non_default(tuple(parsed), record)
+    values = effective_values(tuple(parsed))
+    rows = non_default(tuple(parsed), record, values)
     width = max((len(name) for name, _, _ in rows), default=0)
     out = Path(training_args.output_dir)
     lines = [f"Configuration (set by the recipe, a file or a flag; every value in {out / 'run_config.json'}):"]
@@ -147,7 +148,7 @@ def record_config(parsed: Sequence[Any], training_args: ToolkitTrainingArguments
         "config_file": record.config_file,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "sources": dict(record.sources),
-        "values": effective_values(tuple(parsed)),
+        "values": values,
     }))
 
 
