@@ -3,6 +3,7 @@ same IMDB reviews (real lengths), with a randomly initialised encoder of a chose
 
     python bench/bench_speed.py                          # CPU: small shape, a few hundred reviews
     python bench/bench_speed.py --shape base --samples 8192 --batch 32 --toolkit_batch 64 --steps 60   # GPU
+    python bench/bench_speed.py --tokens .gpu_suite/imdb_train.npz --model_dir .gpu_suite/minilm ...   # GPU suite
 
 plain:   BertForSequenceClassification, padding to max_length, random batches, batch --batch.
 toolkit: TaskModel (toolkit.modeling.model; the study's head), length-grouped batches padded to
@@ -12,7 +13,8 @@ toolkit: TaskModel (toolkit.modeling.model; the study's head), length-grouped ba
          its warm-up steps include the compilation, reported separately.
 The toolkit runs under ToolkitTrainer; the plain model under transformers' Trainer plus ToolkitTrainer's
 per-step extras that bear on speed (token counting on the device, flushing denormals on CPU: PlainTrainer below).
-Both read the same rows (toolkit.data.splits.load_splits, tokenize). Throughput is timed after --warmup
+Both read the same rows (toolkit.data.splits.load_splits, tokenize; or with --tokens the pre-tokenised reviews
+that bench/prepare_gpu_suite.py writes, for a machine without the datasets package). Throughput is timed after --warmup
 steps (device synchronised). MFU counts the FLOPs of real tokens
 only (6 x non-embedding parameters per token, plus attention), against the device's peak: the
 H100/H200 dense bf16 figure on those GPUs, a matmul measured in this process elsewhere.
@@ -34,8 +36,7 @@ from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassificati
                           TrainerCallback, TrainingArguments)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from toolkit.args import DataArguments  # noqa: E402
-from toolkit.data.splits import load_splits, tokenize  # noqa: E402
+from toolkit.data.labels import TaskConfig  # noqa: E402
 from toolkit.hub import resolve_model_path  # noqa: E402
 from toolkit.modeling.model import TaskModel, TaskModelConfig  # noqa: E402
 from toolkit.training.trainer import StepStatsMixin, ToolkitTrainer  # noqa: E402
@@ -109,8 +110,9 @@ def run(name, model, train, collator, args_kwargs, warmup, trainer_class=Toolkit
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, report_to="none", save_strategy="no", logging_steps=10_000,
                                  disable_tqdm=True, **args_kwargs)
+        # no evaluation here: an empty compute_metrics keeps evaluate (which needs datasets) unimported
         trainer = trainer_class(model=model, args=args, train_dataset=train, data_collator=collator,
-                                callbacks=[timer])
+                                callbacks=[timer], compute_metrics=lambda _: {})
         trainer.train()
         tokens = trainer.token_counts()
     batch = args_kwargs["per_device_train_batch_size"]
@@ -121,7 +123,8 @@ def run(name, model, train, collator, args_kwargs, warmup, trainer_class=Toolkit
             "graphs": torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs_before}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the bench, print its table, and return the toolkit column's figures (for bench/gpu_suite.py)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     parser.add_argument("--samples", type=int, default=512, help="IMDB train reviews used (seeded subset).")
@@ -134,17 +137,31 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--plain_bf16", action="store_true", help="Give the plain configuration bf16 too.")
     parser.add_argument("--compile", action="store_true", help="Also run the toolkit configuration compiled.")
-    args = parser.parse_args()
+    parser.add_argument("--tokens", help="Pre-tokenised train reviews (bench/prepare_gpu_suite.py's imdb_train.npz) "
+                        "instead of reading and tokenising IMDB; --max_length can only lower their length then.")
+    parser.add_argument("--model_dir", default="minilm", help="Where the tokenizer comes from (default minilm).")
+    args = parser.parse_args(argv)
 
     gpu = torch.cuda.is_available()
     bf16 = gpu and torch.cuda.is_bf16_supported()
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))  # bert-base-uncased's vocabulary
-    # the seeded train subset a recipe run with --max_train_samples and seed 0 gets (the eval split is not used)
-    splits = load_splits(DataArguments(dataset="imdb", max_train_samples=args.samples, max_eval_samples=1), seed=0)
-    task = splits.tasks[0]  # IMDB sentiment, neg/pos, labels in column labels_label
-    train = tokenize(splits.train, tokenizer, args.max_length)
-    plain_train = train.rename_column(task.label_column, "labels")  # what BertForSequenceClassification takes
-    lengths = [len(x) for x in train["input_ids"]]
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.model_dir))  # bert-base-uncased's vocabulary
+    if args.tokens:
+        from bench.suite_tokens import TokenRows
+
+        task = TaskConfig(name="label", num_labels=2, id2label={0: "neg", 1: "pos"})
+        train = TokenRows(args.tokens, task.label_column, limit=args.samples, seed=0, max_length=args.max_length)
+        plain_train = TokenRows(args.tokens, "labels", limit=args.samples, seed=0, max_length=args.max_length)
+        lengths = train.lengths
+    else:
+        from toolkit.args import DataArguments
+        from toolkit.data.splits import load_splits, tokenize
+
+        # the seeded train subset a recipe run with --max_train_samples and seed 0 gets (the eval split is not used)
+        splits = load_splits(DataArguments(dataset="imdb", max_train_samples=args.samples, max_eval_samples=1), seed=0)
+        task = splits.tasks[0]  # IMDB sentiment, neg/pos, labels in column labels_label
+        train = tokenize(splits.train, tokenizer, args.max_length)
+        plain_train = train.rename_column(task.label_column, "labels")  # what BertForSequenceClassification takes
+        lengths = [len(x) for x in train["input_ids"]]
     mean_len = sum(lengths) / len(lengths)
     config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=512, **SHAPES[args.shape])
 
@@ -182,13 +199,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for res, batch, precision in runs:
         tokens_per_s = res["samples_per_s"] * mean_len  # every sample's real tokens, whatever the padding
-        mfu = train_flops(config, tokens_per_s, mean_len) / peak
+        mfu = res["mfu"] = train_flops(config, tokens_per_s, mean_len) / peak
         print(f"| {res['name']} | {batch} | {precision} | {res['samples_per_s']:.1f} | {tokens_per_s:,.0f} | "
               f"{res['padding_efficiency']:.1%} | {mfu:.1%} | {res['warmup_s']:.1f} | {res['graphs']} |")
     print(f"\nspeed-up (samples/s, toolkit / plain): {toolkit['samples_per_s'] / plain['samples_per_s']:.2f}x")
     if args.compile:
         print(f"torch.compile (samples/s, compiled / eager toolkit): "
               f"{runs[2][0]['samples_per_s'] / toolkit['samples_per_s']:.2f}x")
+    return {"samples_per_s": toolkit["samples_per_s"], "speedup": toolkit["samples_per_s"] / plain["samples_per_s"],
+            "mfu": toolkit["mfu"], "precision": runs[1][2], "peak_note": peak_note}
 
 
 if __name__ == "__main__":

@@ -263,7 +263,9 @@ class ToolkitTrainingArguments(TrainingArguments):
     )
     precision: str = field(
         default="auto",
-        metadata={"help": "auto (bf16 on GPUs that support it, else fp32), fp32, bf16 or fp16; sets --bf16/--fp16."},
+        metadata={"help": "auto (bf16 on GPUs that support it, else fp32; on a CPU with AMX/AVX512-BF16 frozen "
+                  "feature encoding runs in bf16 and training stays fp32), fp32 (everywhere), bf16 or fp16; sets "
+                  "--bf16/--fp16."},
     )
     warmup_epochs: float | None = field(
         default=None, metadata={"help": "Linear warm-up length in epochs (sets warmup_steps; the Weibo study: 1)."}

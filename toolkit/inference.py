@@ -6,7 +6,9 @@ for the shell.
 
 The saved tokenizer re-applies the model's cleaning and its training max_length. Files are read one row per line
 ('\\n' only) for text, or by ``--text_column`` for JSONL/CSV; the output has one row per input row, in order, and
-an input that is empty (after cleaning) gets ``"label": null`` instead of a prediction.
+an input that is empty (after cleaning) gets ``"label": null`` instead of a prediction. Texts run in batches sorted
+by token count, in bf16 where the device computes it natively (``--precision auto``, see ``toolkit.precision``);
+the throughput (texts/s, tokens/s) goes to stderr, so printed JSON lines stay alone on stdout.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -56,9 +59,10 @@ def clean_texts(tokenizer, config, texts: Sequence[str]) -> list[str]:
 
 
 def predict(model, tokenizer, texts: Sequence[str], batch_size: int = 32, max_length: int | None = None,
-            progress: bool = False) -> list[dict]:
+            progress: bool = False, precision: str = "auto", throughput=None) -> list[dict]:
     """Per text: label and probabilities of every head (prefixed ``<task>.`` with several), for regression the
-    value (and on a rating scale the nearest rating). An empty text (after cleaning) gets ``label: null``."""
+    value (and on a rating scale the nearest rating). An empty text (after cleaning) gets ``label: null``.
+    ``precision``: auto, fp32 or bf16 (``toolkit.precision``); ``throughput``: a ``Throughput`` to fill."""
     from .evaluation.metrics import task_predictions
     from .evaluation.predict import predict_logits
 
@@ -68,7 +72,8 @@ def predict(model, tokenizer, texts: Sequence[str], batch_size: int = 32, max_le
     rows = [{"text": t} for t in texts]
     keep = [i for i, t in enumerate(cleaned) if t.strip()]
     empty = [i for i, t in enumerate(cleaned) if not t.strip()]
-    logits = predict_logits(model, tokenizer, [cleaned[i] for i in keep], batch_size, max_length, progress)
+    logits = predict_logits(model, tokenizer, [cleaned[i] for i in keep], batch_size, max_length, progress,
+                            precision, throughput)
     single = len(model.tasks) == 1
     for task in model.tasks:
         prefix = "" if single else f"{task.name}."
@@ -161,19 +166,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=positive_int, default=32)
     parser.add_argument("--max_length", type=int_at_least(8), help="Default: the model's training max_length.")
     parser.add_argument("--output", help="Write JSON lines here (atomically) instead of printing them.")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="auto (bf16 where the device computes it natively: a GPU with bf16, a CPU with AMX or "
+                        "AVX512-BF16; else fp32), fp32 or bf16 (default auto).")
     args = parser.parse_args(argv)
 
     check_device(args.device)
     texts = read_texts(args.file, args.text_column) if args.file else args.input
     model, tokenizer = load_model(args.model, args.device)
+    from .evaluation.predict import Throughput
+
+    throughput = Throughput()
     start = time.perf_counter()
-    rows = predict(model, tokenizer, texts, args.batch_size, args.max_length, progress=args.file is not None)
-    seconds = time.perf_counter() - start
+    rows = predict(model, tokenizer, texts, args.batch_size, args.max_length,
+                   progress=args.file is not None or len(texts) > args.batch_size, precision=args.precision,
+                   throughput=throughput)
+    speed = f"{throughput.line()}; {time.perf_counter() - start:.2f} s end to end"
     if args.output:
         count = write_jsonl_atomic(args.output, rows, refuse_same_as=args.file)
-        print(f"Wrote {count} predictions to {args.output} ({count / max(seconds, 1e-9):.1f} texts/s)")
+        print(f"Wrote {count} predictions to {args.output}; {speed}")
     else:
         print("\n".join(json.dumps(row, ensure_ascii=False) for row in rows))
+        print(speed, file=sys.stderr)
     return 0
 
 

@@ -15,11 +15,12 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import datasets
+from typing import TYPE_CHECKING, Any
 
 from ..hub import REPO_ROOT, resolve_path
+
+if TYPE_CHECKING:  # imported where used, so label spaces and the model load without the datasets package
+    import datasets
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ def _read_table(path: Path, cache_dir: str | None = None) -> datasets.Dataset:
     if fmt != "parquet":
         check_utf8(path)
     kwargs: dict[str, Any] = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    import datasets
+
     try:
         ds = datasets.load_dataset(fmt, data_files=str(path), split="train", cache_dir=cache_dir, **kwargs)
     except Exception as err:
@@ -172,6 +175,8 @@ def _read_aclimdb_dir(root: Path, split: str) -> datasets.Dataset:
             rows.append(_acl_record(file.name, file.read_bytes(), label, str(file)))
     if not rows:
         raise DataError(f"{root}: no reviews under {split}/neg or {split}/pos.")
+    import datasets
+
     return datasets.Dataset.from_list(rows)
 
 
@@ -190,6 +195,8 @@ def _read_aclimdb_tar(path: Path, split: str) -> datasets.Dataset:
         raise DataError(f"{path}: not a readable tar archive ({err}).") from None
     if not rows:
         raise DataError(f"{path}: no aclImdb reviews for split '{split}' (expected aclImdb/{split}/pos/*.txt).")
+    import datasets
+
     return datasets.Dataset.from_list(rows)
 
 
@@ -231,6 +238,8 @@ def read_split(source: str, split: str, data_dir: str | None = None, cache_dir: 
 
 
 def _read_hub(name: str, split: str, cache_dir: str | None) -> datasets.Dataset:
+    import datasets
+
     try:
         return datasets.load_dataset(name, split=split, cache_dir=cache_dir)
     except Exception as err:

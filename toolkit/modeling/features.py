@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..precision import autocast
 from .pooling import LINEAR_POOLINGS, PER_LAYER, combine_layers
 
 logger = logging.getLogger(__name__)
@@ -68,19 +69,22 @@ def content_digest(model, tokenized) -> bytes:
 
 
 def fingerprint(model, tokenized, max_length: int, spec: dict[str, str] | None = None,
-                content: bytes | None = None) -> str:
+                content: bytes | None = None, precision: str = "fp32") -> str:
     """Hash of everything the features depend on: encoder config, the pooler's feature spec (``spec``, default
-    the model's own), max length, and ``content`` (``content_digest``: encoder weights and token ids)."""
-    settings = {"encoder": model.config.encoder, **(spec or model.pooler.feature_spec()), "max_length": max_length}
+    the model's own), max length, the resolved ``precision`` the encoder ran in (fp32 and bf16 features never
+    share an entry), and ``content`` (``content_digest``: encoder weights and token ids)."""
+    settings = {"encoder": model.config.encoder, **(spec or model.pooler.feature_spec()), "max_length": max_length,
+                "precision": precision}
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     h.update(content if content is not None else content_digest(model, tokenized))
     return h.hexdigest()[:32]
 
 
 @torch.no_grad()
-def compute_features(model, tokenized, collator, batch_size: int = 64, device: str | torch.device = "cpu"):
-    """Encoder features for every row, in row order. Batches are built from length-sorted rows so
-    little compute goes to padding."""
+def compute_features(model, tokenized, collator, batch_size: int = 64, device: str | torch.device = "cpu",
+                     precision: str = "fp32"):
+    """Encoder features for every row, in row order, as float32 computed under ``precision`` (resolved: fp32, bf16
+    or fp16 autocast). Batches are built from length-sorted rows so little compute goes to padding."""
     model.eval().to(device)
     lengths = [len(ids) for ids in tokenized["input_ids"]]
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
@@ -91,15 +95,18 @@ def compute_features(model, tokenized, collator, batch_size: int = 64, device: s
         idx = order[start : start + batch_size]
         batch = collator([rows[i] for i in idx])
         batch = {k: v.to(device) for k, v in batch.items() if k in columns}
-        feats = model.encode_features(**batch).float().cpu()
+        with autocast(precision, device):
+            feats = model.encode_features(**batch).float().cpu()
         for j, i in enumerate(idx):
             out[i] = feats[j]
     return torch.stack(out)
 
 
 def cached_feature_dataset(model, tokenized, collator, cache_dir: str | os.PathLike, max_length: int,
-                           batch_size: int = 64, device: str | torch.device = "cpu") -> FeatureDataset:
-    """Features for ``tokenized`` from the cache, computing and storing them on a miss."""
+                           batch_size: int = 64, device: str | torch.device = "cpu",
+                           precision: str = "fp32") -> FeatureDataset:
+    """Features for ``tokenized`` from the cache, computing (under the resolved ``precision``) and storing them on a
+    miss."""
     if not model.pooler.cacheable:
         raise ValueError(
             f"pooling={model.config.pooling!r} with layers={model.config.layers!r} has learned weights over tokens; "
@@ -107,19 +114,20 @@ def cached_feature_dataset(model, tokenized, collator, cache_dir: str | os.PathL
         )
     labels = {c: tokenized[c] for c in tokenized.column_names if c.startswith("labels") or c == "task_ids"}
     content = content_digest(model, tokenized)
-    path = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length, content=content)}.safetensors"
+    key = fingerprint(model, tokenized, max_length, content=content, precision=precision)
+    path = Path(cache_dir) / f"{key}.safetensors"
     if path.is_file():
         logger.info("Feature cache hit: %s", path)
         return FeatureDataset(load_file(path)["features"], labels)
     pooler = model.pooler
     if pooler.pooling in LINEAR_POOLINGS and pooler.layers == "last":  # the last row of a layer sweep's entry
         spec = {"pooling": pooler.pooling, "layers": PER_LAYER}
-        shared = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length, spec, content)}.safetensors"
+        shared = Path(cache_dir) / f"{fingerprint(model, tokenized, max_length, spec, content, precision)}.safetensors"
         if shared.is_file():
             logger.info("Feature cache hit (last layer of the per-layer entry): %s", shared)
             return FeatureDataset(combine_layers(load_file(shared)["features"], "last").contiguous(), labels)
     logger.info("Feature cache miss: encoding %d texts into %s", len(tokenized), path)
-    features = compute_features(model, tokenized, collator, batch_size, device)
+    features = compute_features(model, tokenized, collator, batch_size, device, precision)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     save_file({"features": features.contiguous()}, str(tmp))

@@ -33,6 +33,7 @@ from ..evaluation.metrics import compute_task_metrics, metric_prefix, per_class_
 from ..hub import default_cache_dir, resolve_model_path
 from ..modeling.features import cached_feature_dataset
 from ..modeling.model import TaskModel
+from ..precision import resolve_precision
 from .checkpoints import resolve_resume
 from .trainer import ToolkitTrainer
 
@@ -173,6 +174,14 @@ def uses_feature_cache(model: TaskModel, data_args: DataArguments) -> bool:
     return bool(model.is_frozen and data_args.feature_cache and model.pooler.cacheable)
 
 
+def feature_precision(training_args: ToolkitTrainingArguments) -> str:
+    """The precision the frozen encoder runs in (no gradients): ``--precision``, resolved for the run's device."""
+    precision = training_args.precision
+    if precision == "auto" and (training_args.bf16 or training_args.fp16):
+        precision = "bf16" if training_args.bf16 else "fp16"  # --bf16/--fp16 given directly
+    return resolve_precision(precision, training_args.device)
+
+
 def model_dataset(model: TaskModel, tokenized: datasets.Dataset, collator, model_args: ModelArguments,
                   data_args: DataArguments, training_args: ToolkitTrainingArguments):
     """What the Trainer's collator expects for a tokenised split: the tokens, or for a frozen, cacheable encoder
@@ -182,7 +191,7 @@ def model_dataset(model: TaskModel, tokenized: datasets.Dataset, collator, model
     with training_args.main_process_first(desc="feature cache"):
         return cached_feature_dataset(model, tokenized, collator, feature_cache_dir(data_args, model_args),
                                       data_args.max_length, training_args.per_device_eval_batch_size,
-                                      training_args.device)
+                                      training_args.device, feature_precision(training_args))
 
 
 def prepare_datasets(model: TaskModel, tokenizer, splits: Splits, model_args: ModelArguments,
