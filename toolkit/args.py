@@ -23,6 +23,7 @@ from .modeling.pooling import LAYER_CHOICES, POOLING_CHOICES
 from .training.checkpoints import NO_RESUME
 from .training.distributed import choose_ddp_backend
 from .training.robust import ADVERSARIAL
+from .training.search import SEARCH_BACKENDS, parse_space
 
 
 @dataclass
@@ -234,6 +235,9 @@ TRAINING_RANGES = (
     ("pgd_steps", lambda v: v >= 1, ">= 1"),
     ("pgd_alpha", lambda v: v > 0, "> 0"),
     ("rdrop_alpha", lambda v: v >= 0, ">= 0 (0 = off)"),
+    # search with restarts, k-fold ensembles (toolkit.training.search, toolkit.training.kfold)
+    ("search_trials", _optional(lambda v: v >= 1), ">= 1, or null for the whole grid"),
+    ("kfold", _optional(lambda v: v >= 2), ">= 2 (two folds at least), or null for no k-fold"),
 )
 
 
@@ -331,10 +335,37 @@ class ToolkitTrainingArguments(TrainingArguments):
         metadata={"help": "R-Drop: two forward passes with dropout; loss = their mean loss + alpha * symmetric KL of "
                   "their predictions (regression heads: squared difference). 0 = off."},
     )
+    # Search with restarts and k-fold ensembles (toolkit.training.search, toolkit.training.kfold).
+    search: str = field(
+        default="none",
+        metadata={"help": f"Hyperparameter search, one of {SEARCH_BACKENDS}: Trainer.hyperparameter_search on Optuna; "
+                  "each trial trains under <output_dir>/trials/NN and is scored on the eval split, the best trial's "
+                  "settings are then trained again as the run's result."},
+    )
+    search_space: dict | str | None = field(
+        default="bert",
+        metadata={"help": "bert (learning rates 5e-5, 4e-5, 3e-5, 2e-5: the BERT paper's grid), or a mapping of "
+                  "training arguments to a list of values (a grid) or {low, high, log} (a range), in YAML or as "
+                  "JSON."},
+    )
+    search_seeds: list[int] | None = field(
+        default=None,
+        metadata={"help": "Seeds as restarts: every point of the space trains once per seed (default: --seed)."},
+    )
+    search_trials: int | None = field(
+        default=None, metadata={"help": "Trials to run (default: the whole grid; needed when the space has a range)."}
+    )
+    kfold: int | None = field(
+        default=None,
+        metadata={"help": "k-fold training: K models, each on K-1 folds of the train split (seeded, stratified by "
+                  "label for one classification task) and selected on its held-out fold; they and their ensemble "
+                  "(mean class probabilities) are scored on the eval and test splits. null = off."},
+    )
 
     def __post_init__(self):
         check_ranges(self, TRAINING_RANGES)
         check_schedule_args(self)
+        check_search_args(self)
         if self.num_train_epochs <= 0 and self.max_steps <= 0:
             raise ValueError(f"--num_train_epochs {self.num_train_epochs} trains nothing; give a number > 0 (or "
                              "--max_steps N).")
@@ -386,6 +417,7 @@ def parse_args(
         parsed = parser.parse_args_into_dataclasses(args=argv)
         check_robust_methods(parsed)
         check_schedule_methods(parsed)
+        check_search_methods(parsed)
     except ValueError as error:
         raise ConfigError(with_source(error, record)) from None
     for obj in parsed:
@@ -447,6 +479,71 @@ def check_schedule_methods(parsed: Sequence[Any]) -> None:
     if training.layer_lr_decay is not None:
         raise ValueError(f"--layer_lr_decay {training.layer_lr_decay} sets the encoder layers' learning rates, but "
                          "--mode frozen trains only the pooler and heads; use --mode finetune, or drop it.")
+
+
+def check_search_args(args: ToolkitTrainingArguments) -> None:
+    """The search's backend and space, checked and parsed (``args.search_space_parsed``) before any data loads."""
+    args.search_space_parsed = None
+    if args.search not in SEARCH_BACKENDS:
+        raise ValueError(f"--search {args.search!r} is not a search backend: use optuna, or none for no search (for "
+                         "trials on several machines, see Ray Tune in the README).")
+    if args.search == "none":
+        for name in ("search_seeds", "search_trials"):
+            if getattr(args, name) is not None:
+                raise ValueError(f"--{name} {getattr(args, name)} applies to --search, which is none; pass --search "
+                                 f"optuna, or drop --{name}.")
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise ValueError("--search optuna needs the optuna package, which is not installed: pip install -e "
+                         "'.[search]' (or pip install 'optuna>=3.0').")
+    from dataclasses import fields
+
+    def out_of_range(name: str, value: Any) -> str | None:
+        current = getattr(args, name)
+        if isinstance(current, (int, float)) and not isinstance(current, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"a number (the field's default is {current})"
+        for field_name, ok, wanted in TRAINING_RANGES:
+            if field_name == name:
+                try:
+                    return None if ok(value) else wanted
+                except TypeError:
+                    return wanted
+        return None
+
+    space = parse_space(args.search_space, args.search_seeds, args.seed, {f.name for f in fields(args)},
+                        out_of_range)
+    if space.size is None and args.search_trials is None:
+        raise ValueError(f"--search_space {args.search_space} has a range ({', '.join(space.ranges)}), so the trials "
+                         "are sampled: give --search_trials N.")
+    if space.size is not None and args.search_trials is not None and args.search_trials > space.size:
+        raise ValueError(f"--search_trials {args.search_trials} is more than the {space.size} points of the grid "
+                         f"({' x '.join(f'{len(v)} {k}' for k, v in space.grid.items())}); drop it to run the grid.")
+    args.search_space_parsed = space
+
+
+def check_search_methods(parsed: Sequence[Any]) -> None:
+    """--search and --kfold: task-model recipes only, not together, not resumed, the search in one process."""
+    training = next((a for a in parsed if isinstance(a, ToolkitTrainingArguments)), None)
+    if training is None or (training.search == "none" and training.kfold is None):
+        return
+    given = f"--search {training.search}" if training.search != "none" else f"--kfold {training.kfold}"
+    if not any(isinstance(a, ModelArguments) for a in parsed):
+        raise ValueError(f"{given} applies to the task-model recipes (imdb, multitask, rating, weibo_emotion); this "
+                         "run does not, so drop it here.")
+    if training.search != "none" and training.kfold is not None:
+        raise ValueError(f"--search {training.search} and --kfold {training.kfold} do not combine (a search inside "
+                         "every fold is nested cross-validation, which is not built); search first, then run --kfold "
+                         "with the best trial's settings.")
+    if training.resume_from_checkpoint is not None:
+        raise ValueError(f"--resume_from_checkpoint continues one training, but {given} trains several models and "
+                         "is not resumed; drop it and pass --overwrite_output_dir to start the run again.")
+    if training.search != "none" and training.world_size > 1:
+        raise ValueError(f"--search {training.search} runs its trials in one process, but this run has "
+                         f"{training.world_size}; launch it with one process (for trials on several machines, see "
+                         "Ray Tune in the README).")
 
 
 def bare_flags_as_true(argv: list[str], names: tuple[str, ...]) -> list[str]:

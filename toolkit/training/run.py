@@ -75,7 +75,8 @@ def start_run(parsed: Sequence[Any], recipe: str, tag: str) -> ToolkitTrainingAr
 
 
 # A previous run's files: what --overwrite_output_dir replaces, and what must not look current while a run resumes.
-RUN_FILES = ("run_config.json", "results.json", "trainer_state.json", "config.json", "model.safetensors")
+RUN_FILES = ("run_config.json", "results.json", "trainer_state.json", "config.json", "model.safetensors", "trials",
+             "folds")
 STALE_FILES = ("results.json", "results.md", "README.md")
 
 
@@ -215,8 +216,14 @@ def build_trainer(model: TaskModel, tokenizer, splits: Splits, model_args: Model
                   training_args: ToolkitTrainingArguments, callbacks: list | None = None) -> ToolkitTrainer:
     """Datasets (tokens or cached features), warm-up in epochs, early stopping, and the Trainer."""
     train_ds, eval_ds, collator = prepare_datasets(model, tokenizer, splits, model_args, data_args, training_args)
+    return make_trainer(model, tokenizer, train_ds, eval_ds, collator, data_args, training_args, callbacks)
+
+
+def make_trainer(model: TaskModel, tokenizer, train_ds, eval_ds, collator, data_args: DataArguments,
+                 training_args: ToolkitTrainingArguments, callbacks: list | None = None) -> ToolkitTrainer:
+    """The Trainer on prepared datasets (``prepare_datasets``; k-fold passes each fold's rows of them)."""
     if training_args.warmup_epochs is not None:
-        training_args.warmup_steps = warmup_steps_for(len(splits.train), training_args, training_args.warmup_epochs)
+        training_args.warmup_steps = warmup_steps_for(len(train_ds), training_args, training_args.warmup_epochs)
     callbacks = list(callbacks or [])
     if training_args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
@@ -423,7 +430,17 @@ def remove_checkpoints(training_args: ToolkitTrainingArguments) -> None:
 
 def train_and_report(trainer: ToolkitTrainer, splits: Splits, model_args: ModelArguments, data_args: DataArguments,
                      reporters: Sequence[Reporter] = ()) -> dict:
-    """Train (resuming when asked), save the model, write every report and the model card; {} on other processes."""
+    """Train (resuming when asked), save the model, write every report and the model card; {} on other processes.
+    With ``--kfold`` K models and their ensemble instead; with ``--search`` the trials first, then the best one's
+    settings as this run."""
+    if getattr(trainer.args, "kfold", None):
+        from .kfold import train_and_report_folds
+
+        return train_and_report_folds(trainer, splits, model_args, data_args, reporters)
+    if getattr(trainer.args, "search", "none") != "none":
+        from .search import run_search
+
+        reporters = [*reporters, run_search(trainer, splits.tasks)]
     trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)  # "true": the latest complete one
     seconds = trainer.train_seconds()  # the whole run's, a resumed checkpoint's share included
     save_final_model(trainer, trainer.processing_class)
@@ -451,5 +468,12 @@ def print_summary(results: dict, output_dir: str) -> None:
                 shown = "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
                 print(f"test {name}{'' if len(results['tasks']) == 1 else f' [{task}]'}: {shown}  "
                       f"({scored['examples']} rows)")
+    for section in ("search", "kfold"):  # the trial table, the per-fold and ensemble table
+        if results.get(section, {}).get("table"):
+            print(reports.markdown_table(results[section]["table"], floatfmt="{:.4g}"), end="")
+    if "kfold" in results:
+        print(f"Results written to {Path(output_dir).resolve()} (results.json, results.md, ensemble_*.jsonl; each "
+              "fold's model in folds/NN)")
+        return
     files = ["results.json", "results.md", "README.md (model card)", *results.get("pictures", {}).values()]
     print(f"Results written to {Path(output_dir).resolve()} ({', '.join(files)}, misclassified_*.jsonl, model files)")
