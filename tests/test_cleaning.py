@@ -284,6 +284,21 @@ def test_batches_holding_every_separator_fall_back_to_one_by_one():
     assert Cleaner()("電影") == "电影"
 
 
+def test_a_batch_cleans_alike_in_slices_of_any_size(monkeypatch):
+    """clean_batch joins ``_SLICE`` texts at a time: flags, cased texts, the separator fallback and a last slice of
+    one text work in every slice; astral letters and CJK (one coarse range in step 1) are checked exactly."""
+    nasty = "".join(cleaning._SEPARATORS) + " 開心"
+    texts = ["ＡＢＣ 電影", "Ⅰ ABC", nasty, "乾清宮 @某人: http://t.cn/X", "😂乾隆😂時代（好）", "\U00010400 ABC",
+             "\U0002005e 𠀀 X", "x", "//@a::", "@abc回复@def ：x"]
+    whole = Cleaner().clean_batch(texts)
+    assert whole == [Cleaner()(t) for t in texts]
+    assert whole[:2] + whole[3:] == ["abc 电影", "Ⅰ abc", "干清宫", "😂乾隆😂时代(好)", "\U00010400 abc", "\U0002003e 𠀀 x",
+                                     "x", ":", "x"]
+    for size in (1, 2, 3, 4):
+        monkeypatch.setattr(cleaning, "_SLICE", size)
+        assert Cleaner().clean_batch(texts) == whole, size
+
+
 def test_private_use_text_does_not_break_case_sparing():
     text = "\uf8ffⅠ ABC \ue000Σ"
     assert Cleaner()(text) == "\uf8ffⅠ abc \ue000Σ"

@@ -58,6 +58,12 @@ def check(cleaner: Cleaner, texts: list[str]) -> None:
     assert all(isinstance(t, str) for t in once)
     assert cleaner.clean_batch(once) == once
     assert once == [cleaner(t) for t in texts]
+    slice_size = cleaning._SLICE
+    try:  # a long batch is cleaned in slices of _SLICE texts
+        cleaning._SLICE = 2
+        assert cleaner.clean_batch(texts) == once
+    finally:
+        cleaning._SLICE = slice_size
     for t in once:
         t.encode("utf-8")  # no lone surrogate survives
 

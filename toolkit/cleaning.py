@@ -1,11 +1,12 @@
 """Cleaning of raw Weibo posts (and other short Chinese social-media text) before classification.
 
 ``Cleaner`` is a frozen dataclass of switchable steps: ``Cleaner()(text)`` cleans one text,
-``Cleaner().clean_batch(texts)`` a list or a pandas Series (much faster: each step makes one pass over the joined
-batch, and OpenCC only sees the texts it can change), ``clean(text, **options)`` is the one-off form,
-``Cleaner.preset("hanlp_chartable")`` the SMP2020-EWECT study's normalisation, and ``to_dict()``/``from_dict()``
-keep the options (and the OpenCC and emoji versions) in a model's ``config.json`` so that inference cleans exactly
-like training did. Only the standard library is imported here; ``opencc`` and ``emoji`` on first use.
+``Cleaner().clean_batch(texts)`` a list or a pandas Series (much faster: each step makes one pass over a slice of
+a thousand texts joined into one string, and OpenCC only sees the texts it can change), ``clean(text, **options)``
+is the one-off form, ``Cleaner.preset("hanlp_chartable")`` the SMP2020-EWECT study's normalisation, and
+``to_dict()``/``from_dict()`` keep the options (and the OpenCC and emoji versions) in a model's ``config.json`` so
+that inference cleans exactly like training did. Only the standard library is imported here; ``opencc`` and
+``emoji`` on first use.
 
 Steps, in the order they run (each switchable; defaults in brackets):
 
@@ -85,16 +86,17 @@ MISSING_POLICIES = ("error", "empty", "keep")
 PRESETS = {"hanlp_chartable": {"char_table": "hanlp", "opencc": None, "remove_repost_marker": True}}
 _DICT_VERSION = 2
 _MAX_PASSES = 10
+_SLICE = 1000  # texts joined into one string by clean_batch (fewer: more calls; more: the string leaves the cache)
 
 # ---- characters ----------------------------------------------------------------------------------------------------
 # Batch separators: noncharacters that no step treats as text (not \w, not \s, not punctuation) and that OpenCC
-# passes through unchanged; a batch is joined with the first one it does not contain.
+# passes through unchanged; a slice of a batch is joined with the first one it does not contain.
 _SEPARATORS = tuple(chr(c) for c in range(0xFDD0, 0xFDF0))
 _SEP_CLASS = "\ufdd0-\ufdef"
 _INVISIBLE = ("\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"  # controls that are not whitespace
               "\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb")
 _WHITESPACE = "\t-\r\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"  # str.isspace() minus " "
-# The most frequent full-width punctuation (and U+00A0) is mapped with one str.replace each over the whole batch,
+# The most frequent full-width punctuation (and U+00A0) is mapped with one str.replace each over the joined texts,
 # after the steps that look at it, instead of one regex callback per character in step 1. Those steps treat it
 # alike either way (a link, mention or e-mail ends at ， as at ,) or better (a link ends at any full-width
 # punctuation glued to it, as documented, not only at what its ASCII form would end it).
@@ -108,10 +110,10 @@ _T2S_PROBE = ((0x2E80, 0xA000), (0xF900, 0xFB00), (0x20000, 0x32400))
 # Blocks holding every character that has a lower-case mapping (a test checks this against a full scan).
 _CASED_BLOCKS = ((0x0000, 0x3000), (0xA600, 0xAC00), (0xFF00, 0x10000), (0x10400, 0x10E00), (0x11800, 0x11A00),
                  (0x16E00, 0x16F00), (0x1E900, 0x1EA00))
-# Astral ranges are matched coarsely and checked exactly in Python: a regex class with many astral ranges is
-# scanned range by range for every character of the text.
-_ASTRAL_CASED = "\U00010400-\U0001e9ff"
-_ASTRAL_CJK = "\U00020000-\U000323ff"
+# Astral characters are matched by one coarse range and checked exactly in Python: every character of the text is
+# checked against each astral range of a regex class (two ranges instead of one make step 1 markedly slower).
+_ASTRAL_CASED = (0x10400, 0x1E9FF)
+_ASTRAL_CJK = (0x20000, 0x323FF)
 _SQUEEZE_PUNCT = ("!\"#$%&'()*+,\\-.:;<=>?@\\[\\\\\\]^_`{|}~\u00b7\u2010-\u2027\u2030-\u203b\u203d-\u2048\u204a-\u205e"
                   "\u3001-\u3003\u3008-\u3011\u3014-\u301f\ufe10-\ufe19\ufe30-\ufe6b\uff01-\uff0e\uff1a-\uff20"
                   "\uff3b-\uff40\uff5b-\uff65")
@@ -127,11 +129,11 @@ _DOMAIN = r"(?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 _NAME = r"[\w\-\u00b7\u30fb\u0300-\u036f]"
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
 _NAME_NOT_CJK = rf"[^\W{_CJK}]|[\-\u00b7\u30fb\u0300-\u036f]"
-_COLON = r"(?:\s*[:：])?"
+_COLON = r"(?:\s*[:：]|)"  # optional, as a branch: re runs "(?:...)?" of a group more slowly
 # A mention: a name of at most 30 characters, at most 15 of them CJK (Weibo's limit: 30 units, a CJK character
 # counting 2), with a colon after it; or a bare "@"; or the "@" of a longer run, which cannot be one name: then only
 # the "@" goes. With the repost/reply prefix. The common case (a name of at most 15 characters) comes first: this
-# runs over the whole batch, and one template " " serves every alternative (no callback).
+# runs over the joined texts, and one template " " serves every alternative (no callback).
 _NAME_END = r"(?![\w\-\u00b7\u30fb\u0300-\u036f\ufe0f\u20e3])"
 _MENTION_SHORT = rf"@(?!{_DOMAIN}){_NAME}{{1,15}}{_NAME_END}{_COLON}"
 _MENTION_OTHER = (rf"@(?:(?!{_DOMAIN})(?={_NAME}{{16,30}}(?!{_NAME}))(?!(?:(?:{_NAME_NOT_CJK})*[{_CJK}]){{16}})"
@@ -139,8 +141,8 @@ _MENTION_OTHER = (rf"@(?:(?!{_DOMAIN})(?={_NAME}{{16,30}}(?!{_NAME}))(?!(?:(?:{_
 _MENTION_REST = rf"(?:{_MENTION_SHORT}|{_MENTION_OTHER})"
 _MENTION = "|".join(f"{prefix}{rest}" for rest in (_MENTION_SHORT, _MENTION_OTHER) for prefix in ("//", "回[复覆復]", ""))
 # a mention alone in brackets takes them along, with 来自/分享自 before it: "(来自 @x)", "（@人民日报 ）" (a literal
-# first character and a look-ahead: this runs over the whole batch)
-_BRACKETED = r"(?=\s*(?:来自|分享自)?\s*@)\s*(?:来自|分享自)?\s*{mention}\s*[)）]"
+# first character and a look-ahead: this runs over the joined texts)
+_BRACKETED = r"(?=\s*(?:来自|分享自|)\s*@)\s*(?:来自|分享自|)\s*{mention}\s*[)）]"
 _SPACES = re.compile("  +")
 _EMAIL_CHARS = r"A-Za-z0-9._%+\-"
 _EMAIL_CHAR_SET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
@@ -194,10 +196,11 @@ def _join(texts: list[str]) -> tuple[str, str] | None:
 
 
 class _Index:
-    """Text index of increasing positions in a joined batch (counts separators once, left to right)."""
+    """Text index of increasing positions in a joined slice whose first text has index ``start`` (counts separators
+    once, left to right)."""
 
-    def __init__(self, s: str, sep: str) -> None:
-        self.s, self.sep, self.pos, self.index = s, sep, 0, 0
+    def __init__(self, s: str, sep: str, start: int) -> None:
+        self.s, self.sep, self.pos, self.index = s, sep, 0, start
 
     def __call__(self, pos: int) -> int:
         if self.sep:
@@ -582,15 +585,16 @@ class _Plan:
         self.char_map = table
         flag = set(self.flag_chars) | {a for a, b in table.items() if any(c in self.flag_chars for c in b)}
         self.flag_set = frozenset(flag)
-        bmp, astral = {ord(c) for c in table}, ""
+        bmp, coarse = {ord(c) for c in table}, []
         flag_bmp = {ord(c) for c in flag if ord(c) < 0x10000}
         if self.opencc:
-            astral += _ASTRAL_CJK
+            coarse.append(_ASTRAL_CJK)
         self.other_cased = frozenset()
         if self.lowercase:
             self.other_cased = frozenset(map(chr, _cased()[1]))
             bmp |= {c for c in _cased()[1] if c < 0x10000}
-            astral += _ASTRAL_CASED
+            coarse.append(_ASTRAL_CASED)
+        astral = f"{chr(min(lo for lo, _ in coarse))}-{chr(max(hi for _, hi in coarse))}" if coarse else ""
         if flag_bmp:
             # after a flagged character the rest of its text is skipped in the same match (one call per text,
             # not per character), up to the next character that needs a call of its own
@@ -643,31 +647,44 @@ class _Plan:
         return out
 
     def _pass_list(self, texts: list[str], first: bool) -> tuple[list[str], list[int]]:
-        """One pass over a list (joined into one string); returns the texts and the indices a step rewrote."""
-        joined = _join(texts) if len(texts) > 1 else None
-        if joined is None and len(texts) != 1:
-            out, touched = [], []
-            for i, t in enumerate(texts):
-                (o,), tt = self._pass(t, 1, "", [t], first)
-                out.append(o)
-                if tt:
-                    touched.append(i)
-            return out, touched
-        s, sep = joined if joined is not None else (texts[0], "")
-        return self._pass(s, len(texts), sep, texts, first)
-
-    def _pass(self, s: str, n: int, sep: str, raw: list[str], first: bool) -> tuple[list[str], list[int]]:
+        """One pass over a list; returns the texts and the indices a step rewrote. Steps 1-11 run on slices of
+        ``_SLICE`` texts joined into one string (a slice stays in the CPU cache from step to step), OpenCC and the
+        steps after it on the whole list."""
+        out: list[str] = []
         flags, cased, touched = set(), set(), set()
-        s = self._chars(s, n, sep, flags, cased)
+        for start in range(0, len(texts), _SLICE):
+            part = texts[start:start + _SLICE]
+            joined = _join(part) if len(part) > 1 else (part[0], "")
+            if joined is None:  # the slice holds every separator: one text at a time
+                for i, t in enumerate(part):
+                    out += self._steps(t, 1, "", start + i, flags, cased, touched)
+            else:
+                out += self._steps(joined[0], len(part), joined[1], start, flags, cased, touched)
+        out = self._per_text(out, flags, touched, first)
+        for i in sorted(cased):  # Ⅰ, Σ, Д...: cleaned again on its own, with only its Latin letters lower-cased
+            (out[i],), again = self._pass_list([texts[i]], first)
+            touched.discard(i)
+            touched.update([i] if again else [])
+        return out, sorted(touched)
+
+    def _steps(self, s: str, n: int, sep: str, start: int, flags: set, cased: set, touched: set) -> list[str]:
+        """Steps 1-11 on ``n`` texts joined by ``sep``, the first of them text ``start``; adds to ``flags`` the texts
+        OpenCC may change, to ``cased`` those that need ``_latin_lower``, to ``touched`` those a step rewrote."""
+        upper: set[int] = set()
+        s = self._chars(s, sep, start, flags, upper)
         if self.lowercase:
-            # str.lower() is fast but also lowers Greek, Cyrillic, Ⅰ...: texts holding those get _latin_lower,
-            # in a batch by cleaning them again one by one below
-            s = _latin_lower(s) if n == 1 and cased else s.lower()
+            # str.lower() is fast but also lowers Greek, Cyrillic, Ⅰ...: a text holding those gets _latin_lower,
+            # in a batch by cleaning it again on its own
+            if n == 1 and upper:
+                s = _latin_lower(s)
+            else:
+                s = s.lower()
+                cased |= upper
         if self.emoji_mode == "remove":
             s = self.emoji_re.sub("", s)
         s = self._structure(s)
         if self.emoji_mode == "text":
-            index = _Index(s, sep)
+            index = _Index(s, sep, start)
 
             def name(m: re.Match) -> str:
                 touched.add(index(m.start()))
@@ -679,29 +696,19 @@ class _Plan:
         for full, half in self.late_fullwidth:
             if full in s:
                 s = s.replace(full, half)
-        if self.collapse:
-            if "  " in s:
-                s = _SPACES.sub(" ", s)
-            if n > 1 and (" " + sep in s or sep + " " in s):  # strip every text at once (not one call each)
-                s = s.replace(" " + sep, sep).replace(sep + " ", sep)
-            s = s.strip(" ")
+        if self.collapse and "  " in s:
+            s = _SPACES.sub(" ", s)
         texts = s.split(sep) if n > 1 else [s]
         if len(texts) != n:  # a step removed or added a separator: a bug
             raise RuntimeError(f"internal error: a batch of {n} texts came back as {len(texts)}")
-        texts = self._per_text(texts, flags, touched, first)
-        if self.lowercase and cased and n > 1:
-            for i in cased:
-                (texts[i],), again = self._pass(raw[i], 1, "", [raw[i]], first)
-                touched.discard(i)
-                touched.update([i] if again else [])
-        return texts, sorted(touched)
+        return [t.strip(" ") for t in texts] if self.collapse else texts
 
-    def _chars(self, s: str, n: int, sep: str, flags: set, cased: set) -> str:
+    def _chars(self, s: str, sep: str, start: int, flags: set, cased: set) -> str:
         """Step 1; adds to ``flags`` the texts OpenCC may change, to ``cased`` those with Ⅰ, Σ, Д..."""
-        if n == 1 and not self.early_re.search(s):
+        if not sep and not self.early_re.search(s):
             return s
         flag_set, other_cased, char_map = self.flag_set, self.other_cased, self.char_map
-        index = _Index(s, sep)
+        index = _Index(s, sep, start)
 
         def repl(m: re.Match) -> str:
             g = m.group()
