@@ -112,6 +112,29 @@ def test_prediction_under_auto_follows_the_cpu(flags, expected, request, model, 
     assert throughput.precision == ("bf16" if flags == "amx" else "fp32")
 
 
+@pytest.mark.parametrize("flags, expected", [("amx", torch.bfloat16), ("no_amx", torch.float32)])
+def test_trainer_evaluation_under_auto_follows_the_cpu_while_training_stays_fp32(flags, expected, request, model,
+                                                                                  tokenizer, tmp_path):
+    from toolkit.training.trainer import ToolkitTrainer
+
+    request.getfixturevalue(flags)
+    args = ToolkitTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", precision="auto",
+                                    per_device_eval_batch_size=4)
+    assert not args.bf16 and not args.fp16  # CPU training under auto is fp32 either way
+    rows = dict(tokenizer(TEXTS, truncation=True, max_length=32))
+    rows["labels"] = [i % 2 for i in range(len(TEXTS))]
+    trainer = ToolkitTrainer(model=model, args=args, eval_dataset=Dataset.from_dict(rows),
+                             data_collator=DataCollatorWithPadding(tokenizer))
+    seen, hooks = _linear_dtypes(model)
+    try:
+        metrics = trainer.evaluate()
+    finally:
+        for h in hooks:
+            h.remove()
+    assert set(seen) == {expected}
+    assert np.isfinite(metrics["eval_loss"])
+
+
 def test_autocast_refuses_an_unresolved_precision():
     with pytest.raises(ValueError, match="'auto' is not resolved"):
         autocast("auto", "cpu")
