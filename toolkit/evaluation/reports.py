@@ -18,16 +18,44 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanY
              "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
 
 
+def cjk_fonts() -> list[str]:
+    """The installed CJK fonts matplotlib can use, best first (``CJK_FONTS`` order). matplotlib reads its font list
+    from a cache built when it was first imported, so a font installed later (``apt-get install
+    fonts-wqy-microhei``) is missing from it: when no CJK font is listed, the system's font files that the cache
+    lacks are added first."""
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+
+    def listed() -> list[str]:
+        names = {f.name for f in manager.ttflist}
+        return [name for name in CJK_FONTS if name in names]
+
+    if not listed():
+        known = {f.fname for f in manager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                try:
+                    manager.addfont(path)
+                except (OSError, RuntimeError, ValueError) as err:  # an unreadable or unsupported font file
+                    logger.debug("font %s not added: %s", path, err)
+    return listed()
+
+
+def cjk_font() -> str | None:
+    """The CJK font pictures are drawn with (None when none is installed: Chinese text would show as boxes)."""
+    fonts = cjk_fonts()
+    return fonts[0] if fonts else None
+
+
 def pyplot():
     """matplotlib's pyplot on the Agg backend, preferring an installed CJK font so Chinese labels render."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    plt.rcParams["font.sans-serif"] = [name for name in CJK_FONTS if name in installed] + ["DejaVu Sans"]
+    plt.rcParams["font.sans-serif"] = cjk_fonts() + ["DejaVu Sans"]
     plt.rcParams["axes.unicode_minus"] = False
     return plt
 

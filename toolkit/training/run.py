@@ -315,7 +315,7 @@ def score_tests(run: RunReport) -> dict:
         return {}
     tokenizer, max_length = trainer.processing_class, trainer.model.config.max_length
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=run.data_args.pad_to_multiple_of)
-    scored = {}
+    scored, per_class = {}, {}
     for name, ds in splits.tests.items():
         inputs = model_dataset(trainer.model, tokenize(ds, tokenizer, max_length), collator, run.model_args,
                                run.data_args, trainer.args)
@@ -325,13 +325,14 @@ def score_tests(run: RunReport) -> dict:
         per_task = evaluate_split(name, splits.tasks, as_tuple(prediction.predictions),
                                   as_tuple(prediction.label_ids), ds, run.output_dir, plot=True)
         scored[name] = {"examples": len(ds), **{t: e["metrics"] for t, e in per_task.items()}}
+        per_class[name] = {t: e["per_class"] for t, e in per_task.items() if "per_class" in e}
         for task_name, entry in per_task.items():
             prefix = "" if len(splits.tasks) == 1 else f"{task_name}_"
             trainer.log({f"test_{name}_{prefix}{k}": v for k, v in entry["metrics"].items()
                          if k in ("accuracy", "macro_f1", "mae")})
         run.markdown.append(f"\n## Test split {name} ({len(ds)} rows)\n\n" + reports.markdown_table(
             [{"task": t, **{k: v for k, v in e["metrics"].items() if k != "n"}} for t, e in per_task.items()]))
-    return {"test": scored}
+    return {"test": scored, "test_per_class": per_class}
 
 
 def epoch_metric_keys(tasks: Sequence[TaskConfig]) -> list[str]:
