@@ -84,12 +84,16 @@ def build_report(profile: str, out_dir: str | Path, runs_dir: str | Path, only: 
     finally:
         logging.getLogger(reports.__name__).removeHandler(watch)
     minutes = (time.perf_counter() - start) / 60
+    runs = list({run.folder: run for section in built for run in section.runs}.values())  # a run in two sections once
+    run_minutes = sum(float(run.record.get("seconds", 0)) for run in runs) / 60
+    reused = sum(run.reused for run in runs)
     today = datetime.date.today().isoformat()
     glyphs = ("none" if not watch.missing else
               f"**{', '.join(sorted(set(watch.missing)))}** (some characters drawn as boxes)")
     header = [
         f"# Seed studies report ({chosen.name} profile, {today})",
-        f"Made by `{command}` in {minutes:.1f} min (reused runs take no time); profile "
+        f"Made by `{command}` in {minutes:.1f} min; its runs took {run_minutes:.1f} min when they ran "
+        f"({reused} of {len(runs)} reused from earlier invocations); profile "
         f"{chosen.name}: {chosen.about}. Every number below is read from the results.json of the run named in its "
         "section; every picture is a run's PNG or is drawn from those numbers.",
         f"- Hardware of this invocation: {reports.hardware()}",

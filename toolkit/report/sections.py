@@ -507,6 +507,15 @@ def section_methods(ctx: Context) -> Section:
             f"datasets {','.join(args.get('datasets', []))}, seeds {','.join(map(str, args.get('seeds', [])))}) on "
             f"{when}", f"- Hardware: {data.get('hardware', '?')}",
             f"- Run folders: `{relative(source.parent / 'runs')}`"]
+        sizes = {"imdb": ("imdb_train", "imdb_test", "imdb_max_length", "epochs", "imdb_lr"),
+                 "weibo": ("weibo_train", "weibo_eval", "weibo_max_length", "weibo_epochs", "weibo_lr")}
+        for name in args.get("datasets", []):
+            keys = sizes.get(name, ())
+            if all(k in args for k in keys):  # train, eval/test, tokens, epochs, lr as the bench recorded them
+                train, held_out, tokens, epochs, lr = (args[k] for k in keys)
+                section.extra_provenance.append(
+                    f"- Sizes, {name}: {train or 'all'} train / {held_out or 'all'} held-out rows, {tokens} tokens, "
+                    f"{epochs:g} epochs, lr {lr:g}")
     seeds = sorted({row["seed"] for entry in data["datasets"].values() for stage in ("screen", "confirm")
                     for row in entry.get(stage, {}).get("rows", [])})
     section.seeds = seeds
