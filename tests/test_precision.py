@@ -15,8 +15,7 @@ from toolkit.evaluation.predict import Throughput, predict_logits, text_batches
 from toolkit.modeling import features as features_module
 from toolkit.modeling.features import cached_feature_dataset, compute_features, fingerprint
 from toolkit.modeling.model import TaskModel
-from toolkit.precision import autocast, resolve_precision
-from toolkit.training.run import feature_precision
+from toolkit.precision import autocast, no_grad_precision, resolve_precision
 
 TEXTS = ["good film", "a a a a a a a a", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "the plot was really boring !", "bad",
          "i loved it , the acting was great", "awful"]
@@ -79,9 +78,9 @@ def test_training_arguments_keep_cpu_training_fp32_and_fp32_flag_forces_fp32(fla
     request.getfixturevalue(flags)
     auto = ToolkitTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     assert not auto.bf16 and not auto.fp16  # training on a CPU stays fp32 under auto
-    assert feature_precision(auto) == ("bf16" if flags == "amx" else "fp32")  # frozen encoding: no gradients
+    assert no_grad_precision(auto) == ("bf16" if flags == "amx" else "fp32")  # frozen encoding: no gradients
     forced = ToolkitTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, precision="fp32")
-    assert not forced.bf16 and feature_precision(forced) == "fp32"
+    assert not forced.bf16 and no_grad_precision(forced) == "fp32"
 
 
 def test_forced_bf16_runs_the_encoder_under_autocast_and_fp32_does_not(model, tokenizer):
@@ -113,8 +112,8 @@ def test_prediction_under_auto_follows_the_cpu(flags, expected, request, model, 
 
 
 @pytest.mark.parametrize("flags, expected", [("amx", torch.bfloat16), ("no_amx", torch.float32)])
-def test_trainer_evaluation_under_auto_follows_the_cpu_while_training_stays_fp32(flags, expected, request, model,
-                                                                                  tokenizer, tmp_path):
+def test_trainer_evaluation_under_auto_follows_the_cpu_while_training_stays_fp32(
+        flags, expected, request, model, tokenizer, tmp_path):
     from toolkit.training.trainer import ToolkitTrainer
 
     request.getfixturevalue(flags)

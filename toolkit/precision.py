@@ -52,6 +52,15 @@ def resolve_precision(precision: str, device: str | torch.device, training: bool
     return "fp32"
 
 
+def no_grad_precision(training_args) -> str:
+    """The precision of a run's work without gradients (frozen encoding, evaluation): ``--precision`` resolved for
+    the run's device; --bf16/--fp16 given directly count as that precision."""
+    precision = training_args.precision
+    if precision == "auto" and (training_args.bf16 or training_args.fp16):
+        precision = "bf16" if training_args.bf16 else "fp16"
+    return resolve_precision(precision, training_args.device)
+
+
 def autocast(precision: str, device: str | torch.device) -> contextlib.AbstractContextManager:
     """``torch.autocast`` for a resolved ``precision`` on ``device``; no context for fp32."""
     if precision == "fp32":

@@ -95,6 +95,14 @@ def reusable(folder: Path, command: str, outputs: Sequence[str], recipe: bool) -
     return True
 
 
+def write_record(folder: Path, script: str, argv: list[str], command: str, start: float) -> dict:
+    """Write ``folder/report_run.json`` for a run that began at ``start`` (``time.perf_counter()``) and ended now."""
+    record = {"script": script, "argv": argv, "command": command, "seconds": round(time.perf_counter() - start, 1),
+              "finished": datetime.datetime.now().isoformat(timespec="seconds"), "hardware": reports.hardware()}
+    reports.write_json(folder / RECORD, record)
+    return record
+
+
 @contextlib.contextmanager
 def script_argv(script: str, argv: Sequence[str]):
     saved = sys.argv
@@ -128,10 +136,7 @@ def run_script(script: str, argv: Sequence[str], folder: Path, outputs: Sequence
     if missing:
         raise RuntimeError(f"{command} finished without writing {', '.join(missing)} in {relative(folder)}; see "
                            f"{relative(log)}")
-    record = {"script": script, "argv": argv, "command": command, "seconds": round(time.perf_counter() - start, 1),
-              "finished": datetime.datetime.now().isoformat(timespec="seconds"), "hardware": reports.hardware()}
-    reports.write_json(folder / RECORD, record)
-    return Run(script, argv, folder, False, record)
+    return Run(script, argv, folder, False, write_record(folder, script, argv, command, start))
 
 
 def run_function(name: str, settings: dict, folder: Path, compute) -> Run:
@@ -149,7 +154,4 @@ def run_function(name: str, settings: dict, folder: Path, compute) -> Run:
     folder.mkdir(parents=True)
     start = time.perf_counter()
     reports.write_json(folder / "result.json", compute())
-    record = {"script": name, "argv": [], "command": command, "seconds": round(time.perf_counter() - start, 1),
-              "finished": datetime.datetime.now().isoformat(timespec="seconds"), "hardware": reports.hardware()}
-    reports.write_json(folder / RECORD, record)
-    return Run(name, [], folder, False, record)
+    return Run(name, [], folder, False, write_record(folder, name, [], command, start))

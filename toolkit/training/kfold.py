@@ -19,10 +19,9 @@ from typing import Sequence
 import datasets
 import numpy as np
 import torch
-from transformers import DataCollatorWithPadding
 
 from ..data.readers import DataError
-from ..data.splits import Splits, test_name, tokenize
+from ..data.splits import Splits, test_name
 from ..evaluation import reports
 from ..evaluation.metrics import present_rows, task_metrics, task_predictions
 from ..modeling.features import FeatureDataset
@@ -91,7 +90,7 @@ def split_metrics(tasks, outputs: Sequence[np.ndarray], labels: Sequence) -> dic
             if (m := task_metrics(task, as_logits(task, out), np.asarray(y)))}
 
 
-def train_and_report_folds(trainer, splits: Splits, model_args, data_args, reporters: Sequence = ()) -> dict:
+def run_kfold(trainer, splits: Splits, model_args, data_args, reporters: Sequence = ()) -> dict:
     """Train one model per fold on the datasets ``trainer`` was built with, score each and their ensemble, and
     write the results; {} on other processes."""
     args, tasks = trainer.args, splits.tasks
@@ -103,10 +102,8 @@ def train_and_report_folds(trainer, splits: Splits, model_args, data_args, repor
     prepared_train = trainer.train_dataset
     # The held-out splits every fold and the ensemble are scored on: the eval split, then the test splits.
     scored = {test_name(data_args.eval_split): (splits.eval, trainer.eval_dataset)}
-    tokens_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=data_args.pad_to_multiple_of)
     for name, ds in splits.tests.items():
-        tokenized = tokenize(ds, tokenizer, template.config.max_length)
-        scored[name] = (ds, run.model_dataset(template, tokenized, tokens_collator, model_args, data_args, args))
+        scored[name] = (ds, run.test_dataset(template, tokenizer, ds, model_args, data_args, args))
     labels = {name: [np.asarray(ds[t.label_column]) for t in tasks] for name, (ds, _) in scored.items()}
     template = template.to("cpu")
     trainer.model = trainer.model_wrapped = None  # each fold trains its own copy

@@ -33,7 +33,7 @@ from ..evaluation.metrics import compute_task_metrics, metric_prefix, per_class_
 from ..hub import default_cache_dir, resolve_model_path
 from ..modeling.features import cached_feature_dataset
 from ..modeling.model import TaskModel
-from ..precision import resolve_precision
+from ..precision import no_grad_precision
 from .checkpoints import resolve_resume
 from .trainer import ToolkitTrainer
 
@@ -175,14 +175,6 @@ def uses_feature_cache(model: TaskModel, data_args: DataArguments) -> bool:
     return bool(model.is_frozen and data_args.feature_cache and model.pooler.cacheable)
 
 
-def feature_precision(training_args: ToolkitTrainingArguments) -> str:
-    """The precision the frozen encoder runs in (no gradients): ``--precision``, resolved for the run's device."""
-    precision = training_args.precision
-    if precision == "auto" and (training_args.bf16 or training_args.fp16):
-        precision = "bf16" if training_args.bf16 else "fp16"  # --bf16/--fp16 given directly
-    return resolve_precision(precision, training_args.device)
-
-
 def model_dataset(model: TaskModel, tokenized: datasets.Dataset, collator, model_args: ModelArguments,
                   data_args: DataArguments, training_args: ToolkitTrainingArguments):
     """What the Trainer's collator expects for a tokenised split: the tokens, or for a frozen, cacheable encoder
@@ -192,7 +184,16 @@ def model_dataset(model: TaskModel, tokenized: datasets.Dataset, collator, model
     with training_args.main_process_first(desc="feature cache"):
         return cached_feature_dataset(model, tokenized, collator, feature_cache_dir(data_args, model_args),
                                       data_args.max_length, training_args.per_device_eval_batch_size,
-                                      training_args.device, feature_precision(training_args))
+                                      training_args.device, no_grad_precision(training_args))
+
+
+def test_dataset(model: TaskModel, tokenizer, ds: datasets.Dataset, model_args: ModelArguments,
+                 data_args: DataArguments, training_args: ToolkitTrainingArguments):
+    """A labelled split the model did not train on, as its Trainer reads it: tokens at the model's max_length, or
+    (frozen, cacheable) its cached features."""
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=data_args.pad_to_multiple_of)
+    return model_dataset(model, tokenize(ds, tokenizer, model.config.max_length), collator, model_args, data_args,
+                         training_args)
 
 
 def prepare_datasets(model: TaskModel, tokenizer, splits: Splits, model_args: ModelArguments,
@@ -313,12 +314,10 @@ def score_tests(run: RunReport) -> dict:
     trainer, splits = run.trainer, run.splits
     if not splits.tests:
         return {}
-    tokenizer, max_length = trainer.processing_class, trainer.model.config.max_length
-    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=run.data_args.pad_to_multiple_of)
     scored, per_class = {}, {}
     for name, ds in splits.tests.items():
-        inputs = model_dataset(trainer.model, tokenize(ds, tokenizer, max_length), collator, run.model_args,
-                               run.data_args, trainer.args)
+        inputs = test_dataset(trainer.model, trainer.processing_class, ds, run.model_args, run.data_args,
+                              trainer.args)
         prediction = trainer.predict(inputs, metric_key_prefix=name)
         if not trainer.is_world_process_zero():
             continue
@@ -435,9 +434,9 @@ def train_and_report(trainer: ToolkitTrainer, splits: Splits, model_args: ModelA
     With ``--kfold`` K models and their ensemble instead; with ``--search`` the trials first, then the best one's
     settings as this run."""
     if getattr(trainer.args, "kfold", None):
-        from .kfold import train_and_report_folds
+        from .kfold import run_kfold
 
-        return train_and_report_folds(trainer, splits, model_args, data_args, reporters)
+        return run_kfold(trainer, splits, model_args, data_args, reporters)
     if getattr(trainer.args, "search", "none") != "none":
         from .search import run_search
 

@@ -17,7 +17,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, 
 
 from ..data.labels import TaskConfig
 from ..modeling.features import FeatureDataset
-from ..precision import autocast, resolve_precision
+from ..precision import autocast, no_grad_precision
 from .checkpoints import STAT_COLUMNS, TRAINER_STATE, read_step_stats, resolve_resume, write_step_stats
 from .robust import (
     SetUpOnTrainBegin,
@@ -379,9 +379,9 @@ class ToolkitTrainer(StepStatsMixin, Trainer):
     def _evaluation_autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for evaluation where ``--precision auto`` picks it for gradient-free work although training
         runs in fp32 (a CPU with AMX/AVX512-BF16, ``toolkit.precision``); with --bf16/--fp16 accelerate's own."""
-        if self.args.bf16 or self.args.fp16 or getattr(self.args, "precision", "fp32") != "auto":
+        if self.args.bf16 or self.args.fp16 or not hasattr(self.args, "precision"):
             return contextlib.nullcontext()
-        return autocast(resolve_precision("auto", self.args.device), self.args.device)
+        return autocast(no_grad_precision(self.args), self.args.device)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
