@@ -334,6 +334,26 @@ def test_every_picture_is_written(tmp_path):
         assert path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG
 
 
+def test_the_scatter_and_bar_pictures_label_both_axes(tmp_path, monkeypatch):
+    saved = []
+    real_save = rating_reports.reports.save_figure
+
+    def keep(fig, path):
+        saved.append([(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes if ax.get_label() != "<colorbar>"])
+        return real_save(fig, path)
+
+    monkeypatch.setattr(rating_reports.reports, "save_figure", keep)
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 5, 60)
+    pred = np.clip(true + rng.integers(-1, 2, 60), 0, 4)
+    rating_reports.plot_confusion(rating_reports.confusion(true, pred, 5), FIVE.scale_names, tmp_path / "cm.png", "cm")
+    rating_reports.plot_rating_histograms(true, pred, FIVE, tmp_path / "hist.png", rng.uniform(0.5, 5.5, 60))
+    rating_reports.plot_tsne(rating_reports.tsne_points(rng.normal(size=(60, 20)), 0), true, FIVE, tmp_path / "t.png")
+    assert len(saved) == 3
+    for labels in saved:
+        assert labels and all(x and y for x, y in labels), labels
+
+
 def test_top_words_per_rating_english_and_chinese():
     texts = ["great acting, great story", "great fun", "awful boring plot", "boring and awful", "the plot"]
     table = rating_reports.top_words(texts, [4, 4, 0, 0, 2], FIVE, k=2)

@@ -82,6 +82,7 @@ def plot_rating_histograms(true_ids: Sequence[int], pred_ids: Sequence[int], sca
         ax.hist(np.asarray(raw_predictions), bins=edges, alpha=0.8, color="tab:orange", label="predicted (clipped)")
         ax.hist(scale.to_values(true_ids), bins=edges, histtype="step", linewidth=1.5, color="tab:blue", label="true")
         ax.set_xlabel("rating")
+        ax.set_ylabel("reviews")
         ax.set_title("regression output before rounding")
         ax.legend()
     return reports.save_figure(fig, path)
@@ -117,8 +118,10 @@ def plot_tsne(points: np.ndarray, rating_ids: Sequence[int], scale: TaskConfig, 
         if chosen.any():
             ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=colours[i], label=f"{name} ({chosen.sum()})",
                        alpha=0.8, edgecolors="none")
-    ax.set_xticks([])
+    ax.set_xticks([])  # t-SNE coordinates have no unit or scale worth reading
     ax.set_yticks([])
+    ax.set_xlabel("t-SNE dimension 1")
+    ax.set_ylabel("t-SNE dimension 2")
     ax.set_title(title)
     ax.legend(title="true rating", markerscale=2, fontsize=8)
     return reports.save_figure(fig, path)
