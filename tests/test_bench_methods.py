@@ -69,6 +69,18 @@ def test_confirm_takes_methods_that_beat_the_baseline_and_their_combination(tmp_
     assert [r.method for r in bm.confirm_rows(plan, ["rdrop"], [1], tmp_path)] == ["baseline", "rdrop"]
 
 
+def test_weibo_screens_its_own_method_list_unless_methods_is_given(tmp_path):
+    args = bm.parse(["--out", str(tmp_path)])
+    assert args.methods == list(bm.METHODS)
+    assert args.weibo_methods == list(bm.WEIBO_METHODS) and "rdrop" not in args.weibo_methods
+    args = bm.parse(["--out", str(tmp_path), "--weibo_methods", "fgm"])
+    assert args.weibo_methods == ["baseline", "fgm"]
+    args = bm.parse(["--out", str(tmp_path), "--methods", "focal"])
+    assert args.methods == args.weibo_methods == ["baseline", "focal"]
+    with pytest.raises(SystemExit):
+        bm.parse(["--out", str(tmp_path), "--weibo_methods", "dropout"])
+
+
 def test_combine_refuses_two_values_of_one_flag(monkeypatch):
     monkeypatch.setitem(bm.METHODS, "decay95", ["--layer_lr_decay", "0.95"])
     assert bm.combine(["layer_lr_decay", "decay95"]) is None
