@@ -58,8 +58,8 @@ METHODS: dict[str, list[str]] = {
     "label_smoothing": ["--label_smoothing_factor", "0.1"],
 }
 SMOKE_METHODS = ("baseline", "label_smoothing")
-# Weibo's screen leaves out R-Drop (two forward passes, like FGM, which stands for the consistency methods there) to
-# keep the whole ablation near two hours on a 2-core CPU
+# Weibo's screen leaves out R-Drop (two forward passes a step, as FGM) to keep the whole ablation near two hours on a
+# 2-core CPU; --weibo_methods puts it back
 WEIBO_METHODS = tuple(m for m in METHODS if m != "rdrop")
 
 
