@@ -71,6 +71,25 @@ def test_tiny_report_has_every_section_and_picture(tiny_report):
     assert "0.772" in text and "0.739" in text and "93.84" in text and "87.01" in text
 
 
+def test_a_failed_invocation_leaves_the_previous_report_whole(tiny_report, monkeypatch):
+    """Pictures are drawn aside and swapped in at the end: an interrupted report keeps the last one intact."""
+    from toolkit.report import build, sections
+
+    out = tiny_report["out"]
+    pictures = {p.name: p.read_bytes() for p in (out / "pictures").iterdir()}
+    markdown, page = (out / "REPORT.md").read_bytes(), (out / "REPORT.html").read_bytes()
+
+    def interrupted(ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(sections.SECTIONS, "methods", interrupted)  # the last section: the others have drawn
+    with pytest.raises(KeyboardInterrupt):
+        build.build_report("tiny", out, tiny_report["runs"])
+    assert {p.name: p.read_bytes() for p in (out / "pictures").iterdir()} == pictures
+    assert (out / "REPORT.md").read_bytes() == markdown and (out / "REPORT.html").read_bytes() == page
+    assert not (out / ".pictures.partial").exists()
+
+
 def test_second_call_reuses_every_run(tiny_report, capsys):
     """Run folders whose recorded command matches are reused: nothing trains again."""
     from toolkit.report.build import build_report

@@ -73,16 +73,24 @@ def build_report(profile: str, out_dir: str | Path, runs_dir: str | Path, only: 
         chosen = with_models(chosen, relative(tiny_encoder("minilm", models / "tiny-en")),
                              relative(tiny_encoder(str(sections.ROOT.parent / "shared" / "models" / "zh-mini-mlm"),
                                                    models / "tiny-zh")))
-    shutil.rmtree(out_dir / "pictures", ignore_errors=True)
+    # The pictures are drawn into a staging folder and the report's files replaced only once every section is
+    # built: a failed or interrupted invocation leaves the previous report whole.
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = sections.Context(chosen, runs_dir, out_dir)
+    staging, pictures = out_dir / ".pictures.partial", out_dir / "pictures"
+    shutil.rmtree(staging, ignore_errors=True)
+    ctx = sections.Context(chosen, runs_dir, staging)
     watch = GlyphWatch()
     logging.getLogger(reports.__name__).addHandler(watch)
     start = time.perf_counter()
     try:
         built = [sections.SECTIONS[name](ctx) for name in names]
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
         logging.getLogger(reports.__name__).removeHandler(watch)
+    for section in built:
+        section.pictures = [pictures / p.name for p in section.pictures]
     minutes = (time.perf_counter() - start) / 60
     runs = list({run.folder: run for section in built for run in section.runs}.values())  # a run in two sections once
     run_minutes = sum(float(run.record.get("seconds", 0)) for run in runs) / 60
@@ -105,6 +113,13 @@ def build_report(profile: str, out_dir: str | Path, runs_dir: str | Path, only: 
     for section in built:
         parts.append("\n\n".join([f"## {section.title}", sections.provenance(section), *section.body]))
     text = "\n\n".join(parts) + "\n"
+    old = out_dir / ".pictures.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if pictures.exists():
+        pictures.rename(old)
+    staging.mkdir(exist_ok=True)  # a report without pictures still gets an (empty) pictures/
+    staging.rename(pictures)
+    shutil.rmtree(old, ignore_errors=True)
     reports.write_text_atomic(out_dir / "REPORT.md", text)
     page = html.to_html(text, out_dir, f"Seed studies report ({chosen.name}, {today})")
     reports.write_text_atomic(out_dir / "REPORT.html", page)

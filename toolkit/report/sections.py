@@ -45,7 +45,7 @@ class Context:
 
     profile: Profile
     runs_dir: Path
-    out_dir: Path
+    pictures_dir: Path  # the report's pictures/ is swapped in from here once every section is built
 
     def folder(self, section: str, name: str) -> Path:
         return self.runs_dir / section / name
@@ -55,7 +55,7 @@ class Context:
         source = Path(source)
         if not source.is_file() or source.stat().st_size == 0:
             raise FileNotFoundError(f"the report expected the picture {relative(source)}, which is missing or empty")
-        target = self.out_dir / "pictures" / name
+        target = self.pictures_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         section.pictures.append(target)
@@ -67,7 +67,7 @@ class Context:
         return f"![{alt}](pictures/{path.name})"
 
     def picture_path(self, name: str) -> Path:
-        path = self.out_dir / "pictures" / name
+        path = self.pictures_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
