@@ -291,9 +291,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default=str(ROOT / "bench" / "out" / "methods"))
     args = p.parse_args(argv)
     args.datasets = [d for d in args.datasets.split(",") if d]
-    weibo_methods = args.methods or (None if args.smoke else args.weibo_methods)
-    args.methods = [m for m in (args.methods or ",".join(SMOKE_METHODS if args.smoke else METHODS)).split(",") if m]
-    args.weibo_methods = [m for m in weibo_methods.split(",") if m] if weibo_methods else list(args.methods)
+    methods = args.methods or ",".join(SMOKE_METHODS if args.smoke else METHODS)
+    weibo_methods = args.methods or (methods if args.smoke else args.weibo_methods)
+    args.methods, args.weibo_methods = ([m for m in names.split(",") if m] for names in (methods, weibo_methods))
     args.seeds = [int(s) for s in args.seeds.split(",")]
     if args.smoke:
         args.imdb_train = args.imdb_test = args.weibo_train = args.weibo_eval = args.weibo_test = 64

@@ -450,6 +450,12 @@ def section_rating(ctx: Context) -> Section:
 METHODS_JSON = (ROOT / "bench" / "out" / "methods" / "methods.json", ROOT / "bench" / "out" / "methods.json")
 
 
+def method_splits(dataset: str) -> tuple[str, str | None]:
+    """The split the ablation reports on and the one it selects by: IMDB reports on (and selects by) its test split,
+    Weibo reports virus_test and selects by virus_eval."""
+    return ("virus_test", "virus_eval") if dataset == "weibo" else ("test", None)
+
+
 def plot_methods(tables: dict[str, list[dict]], path: Path) -> Path:
     plt = reports.pyplot()
     fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 4), squeeze=False)
@@ -460,7 +466,7 @@ def plot_methods(tables: dict[str, list[dict]], path: Path) -> Path:
         ax.set_yticks(range(len(summary)), [s["method"] for s in summary])
         ax.invert_yaxis()
         ax.set_ylabel("method")
-        ax.set_xlabel(f"{'virus_test' if name == 'weibo' else 'test'} macro-F1 (mean ± std over seeds)")
+        ax.set_xlabel(f"{method_splits(name)[0]} macro-F1 (mean ± std over seeds)")
         ax.set_title(name)
         low = min(m - s for m, s in zip(means, stds))
         ax.set_xlim(max(0.0, low - 0.05), min(1.0, max(m + s for m, s in zip(means, stds)) + 0.02))
@@ -475,8 +481,7 @@ def methods_markdown(data: dict) -> tuple[list[str], dict[str, list[dict]]]:
             if stage not in entry:
                 continue
             summary = entry[stage]["summary"]
-            # IMDB reports on (and selects by) its test split; Weibo reports virus_test, selects by virus_eval
-            reported, selection = ("virus_test", "virus_eval") if name == "weibo" else ("test", None)
+            reported, selection = method_splits(name)
             rows = []
             for s in summary:
                 row = {"method": s["method"], "flags": " ".join(s["flags"]) or "-", "seeds": len(s["seeds"]),
