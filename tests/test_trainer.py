@@ -40,7 +40,8 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_bert):
 
 
 def test_predictions_keep_row_order_with_length_grouping(tmp_path, tiny_bert):
-    """Reports pair predictions with rows, so predict() must not reorder them, even with grouped training."""
+    """Reports pair predictions with rows: with grouped training, evaluation runs longest rows first and predict()
+    still returns them in row order."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
@@ -51,6 +52,8 @@ def test_predictions_keep_row_order_with_length_grouping(tmp_path, tiny_bert):
     args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=4, report_to="none",
                              use_cpu=True, train_sampling_strategy="group_by_length", dataloader_pin_memory=False)
     trainer = ToolkitTrainer(model=model, args=args, eval_dataset=ds, data_collator=DataCollatorWithPadding(tokenizer))
+    widths = [batch["input_ids"].shape[1] for batch in trainer.get_test_dataloader(ds)]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]  # longest first, each batch its own pad
     prediction = trainer.predict(ds)
     (predicted,), (labels,) = prediction.predictions, prediction.label_ids  # one entry per task
     assert labels.tolist() == ds["labels_label"]

@@ -293,7 +293,7 @@ def section_weibo(ctx: Context) -> Section:
     argv = [*flags(model_name_or_path=p.zh_model, max_length=p.weibo_max_length,
                    per_device_train_batch_size=p.weibo_batch, num_train_epochs=float(p.weibo_epochs),
                    learning_rate="1e-4", warmup_epochs=0.5, class_weighting="balanced",
-                   max_train_samples=p.weibo_train, max_eval_samples=p.weibo_eval, max_test_samples=p.weibo_test,
+                   train_sampling_strategy="group_by_length", max_train_samples=p.weibo_train, max_eval_samples=p.weibo_eval, max_test_samples=p.weibo_test,
                    seed=seed), "--test_splits", *WEIBO_TESTS]
     model_run = recipe(ctx, "recipes/weibo_emotion.py", "weibo", f"finetune-seed{seed}", argv)
     baselines = [run_function("report:char TF-IDF(1-3) + logistic regression, balanced (bench/bench_weibo.py "
@@ -328,7 +328,8 @@ def section_weibo(ctx: Context) -> Section:
     section.body += [
         f"{Path(r['model']).name} fine-tuned on virus_train ({r['train_examples']:,} cleaned posts), the best epoch "
         f"by virus_eval macro-F1 ({r['eval_examples']:,} posts; {len(r['epochs'])} epochs run), balanced class "
-        f"weights, lr 1e-4, max_length {r['max_length']}; scored on usual_test and virus_test:",
+        f"weights, lr 1e-4, max_length {r['max_length']}, length-grouped batches (evaluation longest first, "
+        "predictions put back in row order); scored on usual_test and virus_test:",
         reports.markdown_table(rows),
         "Per class (precision, recall, F1 and support) on the test splits:",
         reports.markdown_table(class_rows, floatfmt="{:.3f}"),

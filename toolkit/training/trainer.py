@@ -49,6 +49,39 @@ def _columns(ds) -> list[str]:
     return list(getattr(ds, "column_names", []))
 
 
+class LengthSortedSampler(torch.utils.data.Sampler):
+    """Row indices longest first (stable), so that each evaluation batch pads to its own length."""
+
+    def __init__(self, lengths: Sequence[int]) -> None:
+        self.order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+    def __iter__(self):
+        return iter(self.order.tolist())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _sorted_order(dataloader) -> np.ndarray | None:
+    """The LengthSortedSampler's order behind a (possibly accelerate-prepared) evaluation dataloader, else None."""
+    for loader in (dataloader, getattr(dataloader, "base_dataloader", None)):
+        batch_sampler = getattr(loader, "batch_sampler", None)
+        for sampler in (getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None),
+                        getattr(getattr(batch_sampler, "batch_sampler", None), "sampler", None)):
+            if isinstance(sampler, LengthSortedSampler):
+                return sampler.order
+    return None
+
+
+def _in_row_order(values, inverse: np.ndarray):
+    """Predictions or labels gathered in sorted order, back in row order (tuples per task kept as tuples)."""
+    if values is None:
+        return None
+    if isinstance(values, (tuple, list)):
+        return type(values)(_in_row_order(v, inverse) for v in values)
+    return values[inverse]
+
+
 def _on_host(values: list) -> list:
     """Tensors and numbers as Python numbers, in order, with one device sync."""
     tensors = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
@@ -237,12 +270,28 @@ class ToolkitTrainer(StepStatsMixin, Trainer):
 
     def _get_eval_sampler(self, eval_dataset):
         # Trainer also length-groups evaluation under train_sampling_strategy="group_by_length", which returns
-        # predictions out of row order; every report here pairs predictions with the rows' texts and ids.
+        # predictions out of row order; every report here pairs predictions with the rows' texts and ids. Here the
+        # rows are evaluated longest first (batches padded to their own length) and evaluation_loop puts them back.
         if self.args.train_sampling_strategy != "group_by_length":
             return super()._get_eval_sampler(eval_dataset)
         if eval_dataset is None or not has_length(eval_dataset):
             return None
-        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+        if self.args.world_size > 1:
+            return None
+        if "input_ids" not in _columns(eval_dataset):
+            return SequentialSampler(eval_dataset)
+        return LengthSortedSampler([len(ids) for ids in _column(eval_dataset, "input_ids")])
+
+    def evaluation_loop(self, dataloader, *args, **kwargs):
+        output = super().evaluation_loop(dataloader, *args, **kwargs)
+        order = _sorted_order(dataloader)
+        if order is None:
+            return output
+        if output.num_samples != len(order):
+            raise RuntimeError(f"length-sorted evaluation: {output.num_samples} rows predicted, {len(order)} sorted")
+        inverse = np.argsort(order)
+        return output._replace(predictions=_in_row_order(output.predictions, inverse),
+                               label_ids=_in_row_order(output.label_ids, inverse))
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
