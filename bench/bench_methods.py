@@ -75,6 +75,7 @@ class DatasetPlan:
     epochs: float
     encoder_layers: int
     warmup: bool  # the settings warm up (Weibo: half an epoch), which STLR replaces
+    reported: str  # the split the tables report
     selection: str  # the split the screening ranks by
 
     @property
@@ -115,7 +116,7 @@ def dataset_plans(args) -> dict[str, DatasetPlan]:
                   "--learning_rate", f"{args.imdb_lr:g}", "--per_device_train_batch_size", "32",
                   "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none"]
         plans["imdb"] = DatasetPlan("imdb", "imdb", common, args.imdb_train, 32, args.epochs, args.encoder_layers,
-                                    warmup=False, selection="test")
+                                    warmup=False, reported="test", selection="test")
     if "weibo" in args.datasets:
         common = ["--model_name_or_path", args.weibo_model, "--max_length", str(args.weibo_max_length),
                   "--max_train_samples", str(args.weibo_train), "--max_eval_samples", str(args.weibo_eval),
@@ -128,7 +129,7 @@ def dataset_plans(args) -> dict[str, DatasetPlan]:
         if args.weibo_test:
             common += ["--max_test_samples", str(args.weibo_test)]
         plans["weibo"] = DatasetPlan("weibo", "weibo_emotion", common, args.weibo_train, 16, args.weibo_epochs,
-                                     args.encoder_layers, warmup=True, selection="virus_eval")
+                                     args.encoder_layers, warmup=True, reported="virus_test", selection="virus_eval")
     return plans
 
 
@@ -184,12 +185,13 @@ def read_scores(row: Row, plan: DatasetPlan) -> dict:
     final = results["final"]
     if plan.name == "weibo":
         task = results["tasks"][0]["name"]
-        test = results["test"]["virus_test"][task]
+        test = results["test"][plan.reported][task]
     else:
         test = final
     return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"],
             "selection_accuracy": final["accuracy"], "selection_macro_f1": final["macro_f1"],
             "wall_s": meta.get("wall_s", results.get("train_seconds")), "train_s": results.get("train_seconds"),
+            "hardware": meta.get("hardware"),
             "epochs_run": len(results.get("epochs", [])), "train_examples": results.get("train_examples")}
 
 
@@ -208,7 +210,8 @@ def execute(row: Row, plan: DatasetPlan, keep_models: bool = False) -> bool:
         for weights in row.folder.glob("*.safetensors"):
             weights.unlink()
     (row.folder / "bench_row.json").write_text(json.dumps({"method": row.method, "seed": row.seed,
-                                                           "flags": row.flags, "argv": argv, "wall_s": round(wall, 1)},
+                                                           "flags": row.flags, "argv": argv, "wall_s": round(wall, 1),
+                                                           "hardware": hardware()},
                                                           indent=2), encoding="utf-8")
     row.scores = read_scores(row, plan)
     return True
@@ -241,8 +244,7 @@ def summarise(rows: list[Row]) -> list[dict]:
 
 def markdown(rows: list[Row], plan: DatasetPlan, title: str) -> str:
     """The table of one dataset and stage: mean ± std over seeds (a single value with one seed)."""
-    reported = "virus_test" if plan.name == "weibo" else "test"
-    head = f"| method | flags | seeds | {reported} accuracy | {reported} macro-F1 |"
+    head = f"| method | flags | seeds | {plan.reported} accuracy | {plan.reported} macro-F1 |"
     rule = "|---|---|---|---|---|"
     if plan.name == "weibo":
         head += f" {plan.selection} macro-F1 |"
@@ -318,7 +320,8 @@ def main(argv=None) -> dict:
     sections = []
     start = time.perf_counter()
     for name, plan in plans.items():
-        entry = report["datasets"][name] = {"common": plan.common}
+        entry = report["datasets"][name] = {"common": plan.common,
+                                            "splits": {"reported": plan.reported, "selection": plan.selection}}
         screened = screen_rows(plan, args.weibo_methods if name == "weibo" else args.methods, args.seeds[0], out)
         for row in screened:  # every stage: confirm ranks by the screen, so it runs (or reuses) the screen first
             execute(row, plan, args.keep_models)
@@ -333,7 +336,11 @@ def main(argv=None) -> dict:
             entry["confirm"] = {"rows": [as_json(r) for r in confirmed], "summary": summarise(confirmed)}
             sections.append(markdown(confirmed, plan, f"{name}: confirm, seeds {','.join(map(str, args.seeds))}"))
     report["wall_s"] = round(time.perf_counter() - start, 1)
-    text = f"## Fine-tuning methods ablation\n\n{describe(args, plans)}\n\n" + "\n\n".join(sections) + "\n"
+    # the machines the runs had (each run records its own: a gathering call reuses runs made elsewhere)
+    ran_on = sorted({row.get("hardware") or "not recorded" for entry in report["datasets"].values()
+                     for stage in ("screen", "confirm") for row in entry.get(stage, {}).get("rows", [])})
+    report["hardware"] = "; ".join(ran_on) if ran_on else hardware()
+    text = f"## Fine-tuning methods ablation\n\n{describe(args, plans, report['hardware'])}\n\n" + "\n\n".join(sections) + "\n"
     print("\n" + text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "methods.md").write_text(text, encoding="utf-8")
@@ -347,7 +354,7 @@ def as_json(row: Row) -> dict:
     return {"method": row.method, "seed": row.seed, "flags": row.flags, "folder": str(row.folder), **row.scores}
 
 
-def describe(args, plans: dict[str, DatasetPlan]) -> str:
+def describe(args, plans: dict[str, DatasetPlan], ran_on: str) -> str:
     parts = []
     if "imdb" in plans:
         parts.append(f"IMDB: {args.imdb_model} fine-tuned, mean pooling, {args.imdb_train} train / {args.imdb_test} "
@@ -358,7 +365,7 @@ def describe(args, plans: dict[str, DatasetPlan]) -> str:
                      f"{args.weibo_eval} / virus_test {args.weibo_test or 'all 3,000'}, max_length "
                      f"{args.weibo_max_length}, up to {args.weibo_epochs:g} epochs (best by virus_eval macro-F1), lr "
                      f"{args.weibo_lr:g}, batch 16, balanced class weights, half an epoch of warm-up (STLR: none).")
-    parts.append(f"Mean ± sample std over seeds; wall s per run (recipe main() call). {hardware()}.")
+    parts.append(f"Mean ± sample std over seeds; wall s per run (recipe main() call). Runs on: {ran_on}.")
     return " ".join(parts)
 
 

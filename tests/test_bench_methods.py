@@ -25,7 +25,7 @@ def _fake_run(row, accuracy, macro_f1, wall=10.0, weibo=False):
     if weibo:
         results["test"] = {"virus_test": {"label": {"accuracy": accuracy - 0.1, "macro_f1": macro_f1 - 0.1}}}
     (row.folder / "results.json").write_text(json.dumps(results))
-    (row.folder / "bench_row.json").write_text(json.dumps({"wall_s": wall}))
+    (row.folder / "bench_row.json").write_text(json.dumps({"wall_s": wall, "hardware": "CPU (made elsewhere)"}))
 
 
 def test_screen_plans_one_row_per_method_in_folders_named_by_settings(tmp_path):
@@ -109,6 +109,8 @@ def test_finished_runs_are_reused_not_rerun(tmp_path, monkeypatch):
     assert summary["baseline"]["wall_s"]["values"] == [10.0, 30.0]
     saved = json.loads((tmp_path / "methods.json").read_text())
     assert saved["datasets"]["imdb"]["best"] == ["label_smoothing"]
+    assert saved["datasets"]["imdb"]["splits"] == {"reported": "test", "selection": "test"}
+    assert saved["hardware"] == "CPU (made elsewhere)"  # the runs' machine, not the one that gathered them
     text = (tmp_path / "methods.md").read_text()
     row = "| label_smoothing | --label_smoothing_factor 0.1 | 2 | 0.8250 ± 0.1061 | 0.7500 ± 0.0707 | 20 ± 14 |"
     assert row in text

@@ -156,3 +156,25 @@ def test_html_in_headless_chromium(tiny_report, tmp_path):
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"), dtype=float)
     assert pixels.shape[0] >= 1000 and pixels.std() > 10, "the screenshot is blank"
+
+
+def _summary(method: str, value: float) -> dict:
+    stat = {"mean": value, "std": None, "values": [value]}
+    return {"method": method, "flags": [], "seeds": [42], "accuracy": stat, "macro_f1": stat,
+            "selection_macro_f1": stat, "wall_s": stat}
+
+
+def test_methods_section_names_the_splits_the_bench_recorded():
+    from toolkit.report import sections
+
+    entry = {"splits": {"reported": "virus_test", "selection": "virus_eval"},
+             "screen": {"summary": [_summary("baseline", 0.5)]}}
+    body, tables = sections.methods_markdown({"datasets": {"weibo": entry}})
+    assert "virus_test macro-F1" in body[1] and "virus_eval macro-F1 (selection)" in body[1]
+    assert tables["weibo"][0] == "virus_test"
+    entry["splits"] = {"reported": "test", "selection": "test"}  # selected on the reported split: no extra column
+    body, _ = sections.methods_markdown({"datasets": {"imdb": entry}})
+    assert "test macro-F1" in body[1] and "selection" not in body[1]
+    del entry["splits"]
+    with pytest.raises(ValueError, match="bench_methods.py --stage all"):
+        sections.methods_markdown({"datasets": {"imdb": entry}})

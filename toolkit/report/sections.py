@@ -451,23 +451,28 @@ def section_rating(ctx: Context) -> Section:
 METHODS_JSON = (ROOT / "bench" / "out" / "methods" / "methods.json", ROOT / "bench" / "out" / "methods.json")
 
 
-def method_splits(dataset: str) -> tuple[str, str | None]:
-    """The split the ablation reports on and the one it selects by: IMDB reports on (and selects by) its test split,
-    Weibo reports virus_test and selects by virus_eval."""
-    return ("virus_test", "virus_eval") if dataset == "weibo" else ("test", None)
+def method_splits(name: str, entry: dict) -> tuple[str, str | None]:
+    """The split the ablation reports on, and the one it selects by where that is another split, as the bench
+    recorded them (IMDB: test for both; Weibo: virus_test, selecting by virus_eval)."""
+    splits = entry.get("splits")
+    if not splits:
+        raise ValueError(f"methods.json: dataset {name} does not name its splits (written by an older bench); run "
+                         "`python bench/bench_methods.py --stage all` again (it reuses every finished run)")
+    reported, selection = splits["reported"], splits["selection"]
+    return reported, (selection if selection != reported else None)
 
 
-def plot_methods(tables: dict[str, list[dict]], path: Path) -> Path:
+def plot_methods(tables: dict[str, tuple[str, list[dict]]], path: Path) -> Path:
     plt = reports.pyplot()
     fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 4), squeeze=False)
-    for ax, (name, summary) in zip(axes[0], tables.items()):
+    for ax, (name, (reported, summary)) in zip(axes[0], tables.items()):
         means = [s["macro_f1"]["mean"] for s in summary]
         stds = [s["macro_f1"]["std"] or 0.0 for s in summary]
         ax.barh(range(len(summary)), means, xerr=stds, capsize=3, color="tab:blue")
         ax.set_yticks(range(len(summary)), [s["method"] for s in summary])
         ax.invert_yaxis()
         ax.set_ylabel("method")
-        ax.set_xlabel(f"{method_splits(name)[0]} macro-F1 (mean ± std over seeds)")
+        ax.set_xlabel(f"{reported} macro-F1 (mean ± std over seeds)")
         ax.set_title(name)
         low = min(m - s for m, s in zip(means, stds))
         ax.set_xlim(max(0.0, low - 0.05), min(1.0, max(m + s for m, s in zip(means, stds)) + 0.02))
@@ -475,14 +480,14 @@ def plot_methods(tables: dict[str, list[dict]], path: Path) -> Path:
     return reports.save_figure(fig, path)
 
 
-def methods_markdown(data: dict) -> tuple[list[str], dict[str, list[dict]]]:
+def methods_markdown(data: dict) -> tuple[list[str], dict[str, tuple[str, list[dict]]]]:
     body, tables = [], {}
     for name, entry in data["datasets"].items():
+        reported, selection = method_splits(name, entry)
         for stage in ("screen", "confirm"):
             if stage not in entry:
                 continue
             summary = entry[stage]["summary"]
-            reported, selection = method_splits(name)
             rows = []
             for s in summary:
                 row = {"method": s["method"], "flags": " ".join(s["flags"]) or "-", "seeds": len(s["seeds"]),
@@ -492,7 +497,7 @@ def methods_markdown(data: dict) -> tuple[list[str], dict[str, list[dict]]]:
                     row[f"{selection} macro-F1 (selection)"] = mean_std(s["selection_macro_f1"]["values"])
                 rows.append({**row, "wall s": mean_std(s["wall_s"]["values"], 0)})
             body += [f"{name}, {stage}:", reports.markdown_table(rows)]
-            tables[name] = summary  # the confirmation (several seeds) when there is one
+            tables[name] = (reported, summary)  # the confirmation (several seeds) when there is one
     return body, tables
 
 
