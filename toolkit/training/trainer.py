@@ -79,6 +79,8 @@ def _in_row_order(values, inverse: np.ndarray):
         return None
     if isinstance(values, (tuple, list)):
         return type(values)(_in_row_order(v, inverse) for v in values)
+    if len(values) != len(inverse):
+        raise RuntimeError(f"length-sorted evaluation: an output of {len(values)} rows for {len(inverse)} rows")
     return values[inverse]
 
 
