@@ -337,10 +337,12 @@ def main(argv=None) -> dict:
             sections.append(markdown(confirmed, plan, f"{name}: confirm, seeds {','.join(map(str, args.seeds))}"))
     report["wall_s"] = round(time.perf_counter() - start, 1)
     # the machines the runs had (each run records its own: a gathering call reuses runs made elsewhere)
-    ran_on = sorted({row.get("hardware") or "not recorded" for entry in report["datasets"].values()
-                     for stage in ("screen", "confirm") for row in entry.get(stage, {}).get("rows", [])})
+    rows = [row for entry in report["datasets"].values() for stage in ("screen", "confirm")
+            for row in entry.get(stage, {}).get("rows", [])]
+    ran_on = sorted({row.get("hardware") or "older runs: machine not recorded" for row in rows})
     report["hardware"] = "; ".join(ran_on) if ran_on else hardware()
-    text = f"## Fine-tuning methods ablation\n\n{describe(args, plans, report['hardware'])}\n\n" + "\n\n".join(sections) + "\n"
+    text = (f"## Fine-tuning methods ablation\n\n{describe(args, plans, report['hardware'])}\n\n"
+            + "\n\n".join(sections) + "\n")
     print("\n" + text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "methods.md").write_text(text, encoding="utf-8")

@@ -293,7 +293,8 @@ def section_weibo(ctx: Context) -> Section:
     argv = [*flags(model_name_or_path=p.zh_model, max_length=p.weibo_max_length,
                    per_device_train_batch_size=p.weibo_batch, num_train_epochs=float(p.weibo_epochs),
                    learning_rate="1e-4", warmup_epochs=0.5, class_weighting="balanced",
-                   train_sampling_strategy="group_by_length", max_train_samples=p.weibo_train, max_eval_samples=p.weibo_eval, max_test_samples=p.weibo_test,
+                   train_sampling_strategy="group_by_length", max_train_samples=p.weibo_train,
+                   max_eval_samples=p.weibo_eval, max_test_samples=p.weibo_test,
                    seed=seed), "--test_splits", *WEIBO_TESTS]
     model_run = recipe(ctx, "recipes/weibo_emotion.py", "weibo", f"finetune-seed{seed}", argv)
     baselines = [run_function("report:char TF-IDF(1-3) + logistic regression, balanced (bench/bench_weibo.py "
