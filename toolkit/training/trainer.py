@@ -63,13 +63,11 @@ class LengthSortedSampler(torch.utils.data.Sampler):
 
 
 def _sorted_order(dataloader) -> np.ndarray | None:
-    """The LengthSortedSampler's order behind a (possibly accelerate-prepared) evaluation dataloader, else None."""
-    for loader in (dataloader, getattr(dataloader, "base_dataloader", None)):
-        batch_sampler = getattr(loader, "batch_sampler", None)
-        for sampler in (getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None),
-                        getattr(getattr(batch_sampler, "batch_sampler", None), "sampler", None)):
-            if isinstance(sampler, LengthSortedSampler):
-                return sampler.order
+    """The LengthSortedSampler's order behind an evaluation dataloader, else None (accelerate's prepared loader keeps
+    it as its batch sampler's sampler)."""
+    for sampler in (getattr(dataloader, "sampler", None), getattr(dataloader.batch_sampler, "sampler", None)):
+        if isinstance(sampler, LengthSortedSampler):
+            return sampler.order
     return None
 
 
