@@ -246,7 +246,7 @@ def markdown(rows: list[Row], plan: DatasetPlan, title: str) -> str:
     """The table of one dataset and stage: mean ± std over seeds (a single value with one seed)."""
     head = f"| method | flags | seeds | {plan.reported} accuracy | {plan.reported} macro-F1 |"
     rule = "|---|---|---|---|---|"
-    if plan.name == "weibo":
+    if plan.selection != plan.reported:
         head += f" {plan.selection} macro-F1 |"
         rule += "---|"
     lines = [f"### {title}", "", head + " wall s |", rule + "---|"]
@@ -256,7 +256,7 @@ def markdown(rows: list[Row], plan: DatasetPlan, title: str) -> str:
     for method, group in groups.items():
         cells = [method, " ".join(group[0].flags) or "-", str(len(group)),
                  fmt([r.scores["accuracy"] for r in group]), fmt([r.scores["macro_f1"] for r in group])]
-        if plan.name == "weibo":
+        if plan.selection != plan.reported:
             cells.append(fmt([r.scores["selection_macro_f1"] for r in group]))
         cells.append(fmt([r.scores["wall_s"] for r in group], 0))
         lines.append("| " + " | ".join(cells) + " |")
@@ -317,7 +317,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     plans = dataset_plans(args)
     report: dict = {"hardware": hardware(), "args": {k: v for k, v in vars(args).items()}, "datasets": {}}
-    sections = []
+    sections, every = [], []
     start = time.perf_counter()
     for name, plan in plans.items():
         entry = report["datasets"][name] = {"common": plan.common,
@@ -325,6 +325,7 @@ def main(argv=None) -> dict:
         screened = screen_rows(plan, args.weibo_methods if name == "weibo" else args.methods, args.seeds[0], out)
         for row in screened:  # every stage: confirm ranks by the screen, so it runs (or reuses) the screen first
             execute(row, plan, args.keep_models)
+        every += screened
         entry["screen"] = {"rows": [as_json(r) for r in screened], "summary": summarise(screened)}
         sections.append(markdown(screened, plan, f"{name}: screen, seed {args.seeds[0]}"))
         if args.stage in ("confirm", "all"):
@@ -332,14 +333,13 @@ def main(argv=None) -> dict:
             confirmed = confirm_rows(plan, best, args.seeds, out)
             for row in confirmed:
                 execute(row, plan, args.keep_models)
+            every += confirmed
             entry["best"] = best
             entry["confirm"] = {"rows": [as_json(r) for r in confirmed], "summary": summarise(confirmed)}
             sections.append(markdown(confirmed, plan, f"{name}: confirm, seeds {','.join(map(str, args.seeds))}"))
     report["wall_s"] = round(time.perf_counter() - start, 1)
     # the machines the runs had (each run records its own: a gathering call reuses runs made elsewhere)
-    rows = [row for entry in report["datasets"].values() for stage in ("screen", "confirm")
-            for row in entry.get(stage, {}).get("rows", [])]
-    ran_on = sorted({row.get("hardware") or "older runs: machine not recorded" for row in rows})
+    ran_on = sorted({row.scores.get("hardware") or "older runs: machine not recorded" for row in every})
     report["hardware"] = "; ".join(ran_on) if ran_on else hardware()
     text = (f"## Fine-tuning methods ablation\n\n{describe(args, plans, report['hardware'])}\n\n"
             + "\n\n".join(sections) + "\n")
