@@ -284,9 +284,13 @@ def test_batches_holding_every_separator_fall_back_to_one_by_one():
     assert Cleaner()("電影") == "电影"
 
 
-def test_a_batch_cleans_alike_in_slices_of_any_size(monkeypatch):
-    """clean_batch joins ``_SLICE`` texts at a time: flags, cased texts, the separator fallback and a last slice of
-    one text work in every slice; astral letters and CJK (one coarse range in step 1) are checked exactly."""
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "regex"])
+def test_a_batch_cleans_alike_in_slices_of_any_size(monkeypatch, compiled):
+    """clean_batch joins ``_SLICE`` texts at a time: flags, Latin and other cased letters, the separator fallback and
+    a last slice of one text work in every slice; astral letters and CJK (one coarse range in the regex of steps 1-2)
+    are checked exactly. Alike with the compiled steps 1-2 and with their regex."""
+    if not compiled:
+        monkeypatch.setattr(cleaning, "_compiled", None)
     nasty = "".join(cleaning._SEPARATORS) + " 開心"
     texts = ["ＡＢＣ 電影", "Ⅰ ABC", nasty, "乾清宮 @某人: http://t.cn/X", "😂乾隆😂時代（好）", "\U00010400 ABC",
              "\U0002005e 𠀀 X", "x", "//@a::", "@abc回复@def ：x"]
@@ -297,6 +301,36 @@ def test_a_batch_cleans_alike_in_slices_of_any_size(monkeypatch):
     for size in (1, 2, 3, 4):
         monkeypatch.setattr(cleaning, "_SLICE", size)
         assert Cleaner().clean_batch(texts) == whole, size
+
+
+def test_the_compiled_steps_take_the_plan_s_tables():
+    """toolkit._cleaning_scan.chars: the same object back when nothing is replaced, flagged texts counted across
+    separators (astral ones too), multi-character and empty replacements, surrogates, and a clear error for tables
+    of the wrong size."""
+    scan = pytest.importorskip("toolkit._cleaning_scan")
+    kinds, maps = bytearray(0x4000), [None] * 0x10000
+
+    def put(char, new, kind):  # two bits per character
+        kinds[ord(char) >> 2] |= kind << (ord(char) & 3) * 2
+        maps[ord(char)] = new
+
+    for char, new, kind in (("A", "a", 1), ("İ", "i\u0307", 1), ("\u200b", "", 1), ("\ud800", "\ufffd", 1),
+                            ("乾", None, 2), ("（", "(", 1), ("C", "c", 1), ("D", "d", 3)):
+        put(char, new, kind)
+    tables = (bytes(kinds), tuple(maps), {0x2F800: "丽"}, frozenset({0x2000B}))
+    text = "plain 文本 😂"
+    assert scan.chars(text, "", *tables)[0] is text
+    out, flagged = scan.chars("x\ufdd0乾乾A\ufdd0İ\u200b（😂\ud800\ufdd0\U0002f800\ufdd0\U0002000b", "\ufdd0", *tables)
+    assert out == "x\ufdd0乾乾a\ufdd0i\u0307(😂\ufffd\ufdd0丽\ufdd0\U0002000b"
+    assert flagged == [1, 4]
+    assert scan.chars("BCD\ufdd0BCD", "\ufdd0", *tables) == ("BcD\ufdd0BcD".replace("D", "d"), [0, 1])
+    with pytest.raises(ValueError, match="16384"):
+        scan.chars(text, "", bytes(0x10000), *tables[1:])
+    with pytest.raises(ValueError, match="one character"):
+        scan.chars(text, "ab", *tables)
+    put("B", None, 1)  # mapped, but no replacement
+    with pytest.raises(TypeError, match="U\\+0042"):
+        scan.chars("AB", "", bytes(kinds), *tables[1:])
 
 
 def test_private_use_text_does_not_break_case_sparing():

@@ -17,6 +17,8 @@ def test_the_modules_are_the_checkout_s():
     assert shipped == ["__init__.py", "cleaning.py", "cleaning_chartable.py", "cleaning_cli.py", "cli.py"]
     for name in shipped[1:]:
         assert (PACKAGE / "toolkit" / name).resolve() == (ROOT / "toolkit" / name).resolve(), name
+    for path in ("setup.py", "toolkit/_cleaning_scan.c"):  # the compiled steps 1-2, built the same way
+        assert (PACKAGE / path).resolve() == (ROOT / path).resolve(), path
 
 
 def test_version_dependencies_and_script_match_toolkit():

@@ -6,7 +6,8 @@ a thousand texts joined into one string, and OpenCC only sees the texts it can c
 is the one-off form, ``Cleaner.preset("hanlp_chartable")`` the SMP2020-EWECT study's normalisation, and
 ``to_dict()``/``from_dict()`` keep the options (and the OpenCC and emoji versions) in a model's ``config.json`` so
 that inference cleans exactly like training did. Only the standard library is imported here; ``opencc`` and
-``emoji`` on first use.
+``emoji`` on first use. Steps 1 and 2 run compiled (``toolkit/_cleaning_scan.c``, built at install where a C
+compiler is) or, without it, as one regular expression over the same tables, with the same results.
 
 Steps, in the order they run (each switchable; defaults in brackets):
 
@@ -72,6 +73,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 
+try:  # steps 1 and 2 compiled (setup.py builds it where a C compiler is); else one regex does them, alike
+    from . import _cleaning_scan as _compiled
+except ImportError:
+    _compiled = None
+
 __all__ = ["Cleaner", "CleanReport", "clean", "OPENCC_CONFIGS", "EMOJI_MODES", "EMOTICON_MODES", "EMOJI_LANGUAGES",
            "CHAR_TABLES", "MISSING_POLICIES", "PRESETS"]
 
@@ -97,9 +103,9 @@ _INVISIBLE = ("\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"  # controls that are not wh
               "\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb")
 _WHITESPACE = "\t-\r\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"  # str.isspace() minus " "
 # The most frequent full-width punctuation (and U+00A0) is mapped with one str.replace each over the joined texts,
-# after the steps that look at it, instead of one regex callback per character in step 1. Those steps treat it
-# alike either way (a link, mention or e-mail ends at ， as at ,) or better (a link ends at any full-width
-# punctuation glued to it, as documented, not only at what its ASCII form would end it).
+# after the steps that look at it, instead of in step 1 (where the regex makes one callback per character). Those
+# steps treat it alike either way (a link, mention or e-mail ends at ， as at ,) or better (a link ends at any
+# full-width punctuation glued to it, as documented, not only at what its ASCII form would end it).
 _LATE_FULLWIDTH = "，！？：；～"
 # Characters that t2s changes only inside phrases holding no other convertible character (TSPhrases of OpenCC
 # 1.4.2: 明瞭 -> 明了, 沈默 -> 沉默, 反覆 -> 反复, 英哩 -> 英里, ...). All other convertible characters are found
@@ -110,9 +116,8 @@ _T2S_PROBE = ((0x2E80, 0xA000), (0xF900, 0xFB00), (0x20000, 0x32400))
 # Blocks holding every character that has a lower-case mapping (a test checks this against a full scan).
 _CASED_BLOCKS = ((0x0000, 0x3000), (0xA600, 0xAC00), (0xFF00, 0x10000), (0x10400, 0x10E00), (0x11800, 0x11A00),
                  (0x16E00, 0x16F00), (0x1E900, 0x1EA00))
-# Astral characters are matched by one coarse range and checked exactly in Python: every character of the text is
-# checked against each astral range of a regex class (two ranges instead of one make step 1 markedly slower).
-_ASTRAL_CASED = (0x10400, 0x1E9FF)
+# Astral CJK, one coarse range of step 1's regex (checked exactly in Python): every character of the text is checked
+# against each astral range of a regex class, so a second range would make the scan markedly slower.
 _ASTRAL_CJK = (0x20000, 0x323FF)
 _SQUEEZE_PUNCT = ("!\"#$%&'()*+,\\-.:;<=>?@\\[\\\\\\]^_`{|}~\u00b7\u2010-\u2027\u2030-\u203b\u203d-\u2048\u204a-\u205e"
                   "\u3001-\u3003\u3008-\u3011\u3014-\u301f\ufe10-\ufe19\ufe30-\ufe6b\uff01-\uff0e\uff1a-\uff20"
@@ -139,7 +144,9 @@ _MENTION_SHORT = rf"@(?!{_DOMAIN}){_NAME}{{1,15}}{_NAME_END}{_COLON}"
 _MENTION_OTHER = (rf"@(?:(?!{_DOMAIN})(?={_NAME}{{16,30}}(?!{_NAME}))(?!(?:(?:{_NAME_NOT_CJK})*[{_CJK}]){{16}})"
                   rf"{_NAME}+(?![\ufe0f\u20e3]){_COLON}|(?!{_NAME}){_COLON}|(?!{_DOMAIN}))")
 _MENTION_REST = rf"(?:{_MENTION_SHORT}|{_MENTION_OTHER})"
-_MENTION = "|".join(f"{prefix}{rest}" for rest in (_MENTION_SHORT, _MENTION_OTHER) for prefix in ("//", "回[复覆復]", ""))
+# The repost and reply forms first, then the rest: one regex per literal start runs markedly faster than one
+# alternation over them (re scans for a literal quickly, for a set of first characters slowly).
+_MENTIONS = tuple(f"{prefix}{_MENTION_REST}" for prefix in ("//", "回[复覆復]", ""))
 # a mention alone in brackets takes them along, with 来自/分享自 before it: "(来自 @x)", "（@人民日报 ）" (a literal
 # first character and a look-ahead: this runs over the joined texts)
 _BRACKETED = r"(?=\s*(?:来自|分享自|)\s*@)\s*(?:来自|分享自|)\s*{mention}\s*[)）]"
@@ -184,6 +191,21 @@ def _codes(class_body: str) -> list[int]:
     for lo, hi in re.findall(r"(.)(?:-(.))?", class_body, re.S):
         out.extend(range(ord(lo), ord(hi or lo) + 1))
     return out
+
+
+def _compiled_tables(table: dict[str, str], flag: set[str]) -> tuple:
+    """``table`` (character -> replacement) and ``flag`` as ``toolkit/_cleaning_scan.c`` reads them: two bits per BMP
+    character (1 mapped, 2 flagged), a replacement per BMP character, the astral ones apart."""
+    kinds, maps = bytearray(0x4000), [None] * 0x10000
+    for c, b in table.items():
+        if ord(c) < 0x10000:
+            kinds[ord(c) >> 2] |= 1 << (ord(c) & 3) * 2
+            maps[ord(c)] = b
+    for c in flag:
+        if ord(c) < 0x10000:
+            kinds[ord(c) >> 2] |= 2 << (ord(c) & 3) * 2
+    return (bytes(kinds), tuple(maps), {ord(a): b for a, b in table.items() if ord(a) >= 0x10000},
+            frozenset(ord(c) for c in flag if ord(c) >= 0x10000))
 
 
 def _join(texts: list[str]) -> tuple[str, str] | None:
@@ -299,16 +321,6 @@ def _cased() -> tuple[tuple[int, ...], tuple[int, ...]]:
             if not 0xD800 <= c < 0xE000 and ch.lower() != ch:
                 (latin if "LATIN" in unicodedata.name(ch, "") else other).append(c)
     return tuple(latin), tuple(other)
-
-
-@lru_cache(maxsize=None)
-def _latin_upper_re() -> re.Pattern:
-    return re.compile(f"[{_ranges(_cased()[0])}]+")
-
-
-def _latin_lower(text: str) -> str:
-    """Lower-case Latin letters only (``str.lower`` would also change Greek, Cyrillic, Ⅰ, ...)."""
-    return _latin_upper_re().sub(lambda m: m.group().lower(), text)
 
 
 # ---- emoji (lazy) --------------------------------------------------------------------------------------------------
@@ -556,10 +568,9 @@ class _Plan:
         self.collapse = o["collapse_whitespace"]
         self.max_length = o["max_length"]
         self.squeeze = o["max_punct_repeat"]
-        # Step 1, one regex over characters: maps surrogates, invisible characters, full-width forms (but the most
-        # frequent), the char table and, when collapsing, whitespace other than " "; flags the texts OpenCC may
-        # change (so that OpenCC runs on those only) and the texts holding cased non-Latin letters (Ⅰ, Σ, Д: a
-        # batch is lower-cased with one fast str.lower(), and those few texts are cleaned again on their own).
+        # Steps 1 and 2, one regex over characters: maps surrogates, invisible characters, full-width forms (but the
+        # most frequent), the char table, Latin capitals and, when collapsing, whitespace other than " "; flags the
+        # texts OpenCC may change (so that OpenCC runs on those only).
         table = dict.fromkeys(map(chr, range(0xD800, 0xE000)), "\ufffd")
         if o["remove_invisible"]:
             table.update(dict.fromkeys(map(chr, _codes(_INVISIBLE)), ""))
@@ -582,26 +593,30 @@ class _Plan:
                 hanlp = {a: b for a, b in hanlp.items() if b not in self.flag_chars}
             table = {a: "".join(hanlp.get(c, c) for c in b) for a, b in table.items()}  # ［ -> [ -> 《
             table.update({a: table.get(b, b) for a, b in hanlp.items() if a not in table})
+        upper: set[int] = set()
+        if self.lowercase:  # Latin capitals (Greek, Cyrillic, Ⅰ... keep their case), also those the table writes
+            upper = set(_cased()[0])
+            table = {a: "".join(c.lower() if ord(c) in upper else c for c in b) for a, b in table.items()}
+            table.update({chr(c): chr(c).lower() for c in upper if chr(c) not in table})
         self.char_map = table
         flag = set(self.flag_chars) | {a for a, b in table.items() if any(c in self.flag_chars for c in b)}
         self.flag_set = frozenset(flag)
-        bmp, coarse = {ord(c) for c in table}, []
-        flag_bmp = {ord(c) for c in flag if ord(c) < 0x10000}
-        if self.opencc:
-            coarse.append(_ASTRAL_CJK)
-        self.other_cased = frozenset()
+        # One match per character to map, except after a flagged character or a Latin capital: then the match runs
+        # on to the end of its text, or to the next character that needs a call of its own (one call per text, not
+        # per character), and its rest is lower-cased in one go. The rest stops at astral and other cased
+        # characters (str.lower() would change them), after a capital also at flagged ones.
+        codes = {ord(c) for c in table} | {ord(c) for c in flag if ord(c) < 0x10000}
+        coarse = f"{chr(_ASTRAL_CJK[0])}-{chr(_ASTRAL_CJK[1])}" if self.opencc else ""
+        plain = {c for c in upper if table[chr(c)] == chr(c).lower()}  # (Ａ is a capital too, but becomes "a")
+        stop = _ranges({ord(c) for c in table} - plain) + "\U00010000-\U0010ffff" + _SEP_CLASS
         if self.lowercase:
-            self.other_cased = frozenset(map(chr, _cased()[1]))
-            bmp |= {c for c in _cased()[1] if c < 0x10000}
-            coarse.append(_ASTRAL_CASED)
-        astral = f"{chr(min(lo for lo, _ in coarse))}-{chr(max(hi for _, hi in coarse))}" if coarse else ""
-        if flag_bmp:
-            # after a flagged character the rest of its text is skipped in the same match (one call per text,
-            # not per character), up to the next character that needs a call of its own
-            stop = _ranges(bmp) + astral + _SEP_CLASS
-            self.early_re = re.compile(f"[{_ranges(bmp | flag_bmp)}{astral}](?:(?<=[{_ranges(flag_bmp)}])[^{stop}]*)?")
-        else:
-            self.early_re = re.compile(f"[{_ranges(bmp)}{astral}]")
+            stop += _ranges(c for c in _cased()[1] if c < 0x10000)
+        flag_bmp = _ranges(ord(c) for c in flag if ord(c) < 0x10000)
+        rests = [f"(?<=[{flag_bmp}])[^{stop}]*"] if flag_bmp else []
+        if upper:
+            rests.append(f"(?<=[{_ranges(upper)}])[^{stop}{flag_bmp}]*")
+        self.early_re = re.compile(f"[{_ranges(codes)}{coarse}]" + (f"(?:{'|'.join(rests)})?" if rests else ""))
+        self.tables = _compiled_tables(table, flag)  # the same, for the compiled steps
 
         self.emoji_mode, self.emoji_language = o["emoji"], o["emoji_language"]
         if self.emoji_mode != "keep":
@@ -615,8 +630,10 @@ class _Plan:
             self.names: dict[str, str] = {}
         self.hashtag_re = re.compile(_HASHTAG) if o["strip_hashtags"] else None
         self.squeeze_re = re.compile(rf"([{_SQUEEZE_PUNCT}])\1{{{self.squeeze},}}") if self.squeeze else None
-        self.url_re = re.compile("|".join(_URLS), 0 if self.lowercase else re.IGNORECASE) if o["remove_urls"] else None
-        self.mention_re = re.compile(_MENTION) if o["remove_mentions"] else None
+        # one regex per kind of link (each starts with a literal: see _MENTIONS), in the order of _URLS
+        case = 0 if self.lowercase else re.IGNORECASE
+        self.url_res = [re.compile(u, case) for u in _URLS] if o["remove_urls"] else []
+        self.mention_res = [re.compile(m) for m in _MENTIONS] if o["remove_mentions"] else []
         self.bracketed_res = []
         if o["remove_mentions"]:
             rest = _BRACKETED.format(mention=_MENTION_REST)
@@ -651,35 +668,21 @@ class _Plan:
         ``_SLICE`` texts joined into one string (a slice stays in the CPU cache from step to step), OpenCC and the
         steps after it on the whole list."""
         out: list[str] = []
-        flags, cased, touched = set(), set(), set()
+        flags, touched = set(), set()
         for start in range(0, len(texts), _SLICE):
             part = texts[start:start + _SLICE]
             joined = _join(part) if len(part) > 1 else (part[0], "")
             if joined is None:  # the slice holds every separator: one text at a time
                 for i, t in enumerate(part):
-                    out += self._steps(t, 1, "", start + i, flags, cased, touched)
+                    out += self._steps(t, 1, "", start + i, flags, touched)
             else:
-                out += self._steps(joined[0], len(part), joined[1], start, flags, cased, touched)
-        out = self._per_text(out, flags, touched, first)
-        for i in sorted(cased):  # Ⅰ, Σ, Д...: cleaned again on its own, with only its Latin letters lower-cased
-            (out[i],), again = self._pass_list([texts[i]], first)
-            touched.discard(i)
-            touched.update([i] if again else [])
-        return out, sorted(touched)
+                out += self._steps(joined[0], len(part), joined[1], start, flags, touched)
+        return self._per_text(out, flags, touched, first), sorted(touched)
 
-    def _steps(self, s: str, n: int, sep: str, start: int, flags: set, cased: set, touched: set) -> list[str]:
+    def _steps(self, s: str, n: int, sep: str, start: int, flags: set, touched: set) -> list[str]:
         """Steps 1-11 on ``n`` texts joined by ``sep``, the first of them text ``start``; adds to ``flags`` the texts
-        OpenCC may change, to ``cased`` those that need ``_latin_lower``, to ``touched`` those a step rewrote."""
-        upper: set[int] = set()
-        s = self._chars(s, sep, start, flags, upper)
-        if self.lowercase:
-            # str.lower() is fast but also lowers Greek, Cyrillic, Ⅰ...: a text holding those gets _latin_lower,
-            # in a batch by cleaning it again on its own
-            if n == 1 and upper:
-                s = _latin_lower(s)
-            else:
-                s = s.lower()
-                cased |= upper
+        OpenCC may change, to ``touched`` those a step rewrote."""
+        s = self._chars(s, sep, start, flags)
         if self.emoji_mode == "remove":
             s = self.emoji_re.sub("", s)
         s = self._structure(s)
@@ -694,8 +697,7 @@ class _Plan:
             if self.squeeze_re is not None:  # adjacent names: "::"
                 s = self.squeeze_re.sub(lambda m: m.group(1) * self.squeeze, s)
         for full, half in self.late_fullwidth:
-            if full in s:
-                s = s.replace(full, half)
+            s = s.replace(full, half)
         if self.collapse and "  " in s:
             s = _SPACES.sub(" ", s)
         texts = s.split(sep) if n > 1 else [s]
@@ -703,11 +705,15 @@ class _Plan:
             raise RuntimeError(f"internal error: a batch of {n} texts came back as {len(texts)}")
         return [t.strip(" ") for t in texts] if self.collapse else texts
 
-    def _chars(self, s: str, sep: str, start: int, flags: set, cased: set) -> str:
-        """Step 1; adds to ``flags`` the texts OpenCC may change, to ``cased`` those with Ⅰ, Σ, Д..."""
+    def _chars(self, s: str, sep: str, start: int, flags: set) -> str:
+        """Steps 1 and 2; adds to ``flags`` the texts OpenCC may change."""
+        if _compiled is not None:
+            s, found = _compiled.chars(s, sep, *self.tables)
+            flags.update(start + i for i in found)
+            return s
         if not sep and not self.early_re.search(s):
             return s
-        flag_set, other_cased, char_map = self.flag_set, self.other_cased, self.char_map
+        flag_set, char_map, lowercase = self.flag_set, self.char_map, self.lowercase
         index = _Index(s, sep, start)
 
         def repl(m: re.Match) -> str:
@@ -715,11 +721,9 @@ class _Plan:
             c = g[0]
             if c in flag_set:
                 flags.add(index(m.start()))
-                return char_map.get(c, c) + g[1:]
-            if c in other_cased:
-                cased.add(index(m.start()))
-                return c
-            return char_map.get(c, c)  # (an astral character that only fell in a coarse range)
+            if len(g) == 1:
+                return char_map.get(c, c)  # (an astral character may only have fallen in the coarse range)
+            return char_map.get(c, c) + (g[1:].lower() if lowercase else g[1:])
 
         return self.early_re.sub(repl, s)
 
@@ -729,14 +733,16 @@ class _Plan:
             s = self.squeeze_re.sub(lambda m: m.group(1) * self.squeeze, s)
         if self.hashtag_re is not None and "#" in s:
             s = self.hashtag_re.sub(r"\1", s)
-        if self.url_re is not None and ("/" in s or "." in s):  # every link has one
-            s = self.url_re.sub(" ", s)
+        if "/" in s or "." in s:  # every link has one
+            for url_re in self.url_res:
+                s = url_re.sub(" ", s)
         if self.email_at is not None and "@" in s:  # first: it can leave a bare "@"
             s = self._emails(s)
-        if self.mention_re is not None and "@" in s:
+        if self.mention_res and "@" in s:
             for bracketed_re in self.bracketed_res:
                 s = bracketed_re.sub(" ", s)
-            s = self.mention_re.sub(" ", s)
+            for mention_re in self.mention_res:
+                s = mention_re.sub(" ", s)
         if self.emoticon_re is not None and "[" in s:
             s = self.emoticon_re.sub(" " if self.emoticons == "remove" else r" \1 ", s)
         return s

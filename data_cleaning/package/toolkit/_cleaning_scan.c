@@ -1,0 +1,1 @@
+../../../toolkit/_cleaning_scan.c
