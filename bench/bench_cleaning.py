@@ -6,8 +6,8 @@
 Pinned to one CPU core, one process, torch-free. Every method runs ``--repeats`` times, interleaved so that a burst
 of load on the machine hits all of them alike, and the median counts. The baseline is OpenCC t2s called once on the
 joined batch (``t2s.convert("\\n".join(posts))``, faster than one call per post); the goal for ``clean_batch`` with
-the defaults is >= 1.00x that. Run it on a quiet machine (the load average is printed). It says whether steps 1-2
-ran compiled (``toolkit/_cleaning_scan.c``) and times the defaults with their regex too.
+the defaults is >= 1.00x that. Run it on a quiet machine (the load average is printed). It says whether the
+character passes ran compiled (``toolkit/_cleaning_scan.c``) and times the defaults without them too.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = Cleaner.preset("hanlp_chartable")
     compiled = cleaning._compiled
 
-    def regex_steps(run):  # steps 1-2 as their regex, as where toolkit._cleaning_scan is not built
+    def regex_steps(run):  # as where toolkit._cleaning_scan is not built: its passes as regex and str.replace
         cleaning._compiled = None
         try:
             return run()
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     batch_out = cleaner.clean_batch(posts)  # first use: probes OpenCC's tables, compiles the regexes
     setup = time.perf_counter() - start
     assert batch_out == [cleaner(p) for p in posts], "batch and one-by-one cleaning differ"
-    assert regex_steps(lambda: cleaner.clean_batch(posts)) == batch_out, "compiled and regex steps 1-2 differ"
+    assert regex_steps(lambda: cleaner.clean_batch(posts)) == batch_out, "compiled and pure-Python passes differ"
     full.clean_batch(posts)
     preset.clean_batch(posts)
 
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         BASELINE: lambda: t2s.convert("\n".join(posts)).split("\n"),
         "Cleaner() defaults, one call per post": lambda: [cleaner(p) for p in posts],
         "Cleaner().clean_batch(posts), defaults": lambda: cleaner.clean_batch(posts),
-        "the same, steps 1-2 as their regex (no compiled module)":
+        "the same without the compiled module (its passes as regex and str.replace)":
             lambda: regex_steps(lambda: cleaner.clean_batch(posts)),
         'Cleaner.preset("hanlp_chartable").clean_batch': lambda: preset.clean_batch(posts),
         "clean_batch, every step on (emoji/emoticons text, topics, squeeze, 转发微博, cut 140)":
@@ -156,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds = timings(methods, args.repeats)
 
     base = len(posts) / seconds[BASELINE]
-    steps = "compiled" if compiled else "as their regex: toolkit._cleaning_scan is not built"
+    steps = "compiled" if compiled else "pure Python: toolkit._cleaning_scan is not built"
     print(f"{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} CPUs, pinned to core {args.core}, load average "
           f"{load:.2f} at the start; Python {platform.python_version()}, OpenCC {opencc.__version__}, emoji "
-          f"{emoji.__version__}; steps 1-2 {steps}\n{len(posts):,} posts ({sum(map(len, posts)):,} characters); median of "
+          f"{emoji.__version__}; character passes {steps}\n{len(posts):,} posts ({sum(map(len, posts)):,} characters); median of "
           f"{args.repeats} interleaved runs; first-use setup {setup:.2f} s (not counted)\n")
     print(f"| method | posts | seconds | posts/s | ratio to {BASELINE} |")
     print("|---|---:|---:|---:|---:|")

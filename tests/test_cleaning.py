@@ -305,8 +305,8 @@ def test_a_batch_cleans_alike_in_slices_of_any_size(monkeypatch, compiled):
 
 def test_the_compiled_steps_take_the_plan_s_tables():
     """toolkit._cleaning_scan.chars: the same object back when nothing is replaced, flagged texts counted across
-    separators (astral ones too), multi-character and empty replacements, surrogates, and a clear error for tables
-    of the wrong size."""
+    separators (astral ones too), multi-character and empty replacements, surrogates, collapsed spaces, and a clear
+    error for tables of the wrong size."""
     scan = pytest.importorskip("toolkit._cleaning_scan")
     kinds, maps = bytearray(0x4000), [None] * 0x10000
 
@@ -328,6 +328,17 @@ def test_the_compiled_steps_take_the_plan_s_tables():
         scan.chars(text, "", bytes(0x10000), *tables[1:])
     with pytest.raises(ValueError, match="one character"):
         scan.chars(text, "ab", *tables)
+    # collapse: runs of spaces (also mapped ones) become one, the ends of every text lose theirs
+    kinds_late, maps_late = bytearray(0x4000), [None] * 0x10000
+    kinds_late[0xA0 >> 2] |= 1 << (0xA0 & 3) * 2
+    maps_late[0xA0] = " "
+    late = (bytes(kinds_late), tuple(maps_late), {}, frozenset())
+    assert scan.chars("  a \xa0 b \ufdd0 \ufdd0c\xa0", "\ufdd0", *late, True) == ("a b\ufdd0\ufdd0c", [])
+    assert scan.chars("a  b", "", *late) == ("a  b", [])
+    single = "a b\ufdd0c"
+    assert scan.chars(single, "\ufdd0", *late, True)[0] is single
+    with pytest.raises(ValueError, match="other than a space"):
+        scan.chars(single, " ", *late, True)
     put("B", None, 1)  # mapped, but no replacement
     with pytest.raises(TypeError, match="U\\+0042"):
         scan.chars("AB", "", bytes(kinds), *tables[1:])

@@ -6,8 +6,9 @@ a thousand texts joined into one string, and OpenCC only sees the texts it can c
 is the one-off form, ``Cleaner.preset("hanlp_chartable")`` the SMP2020-EWECT study's normalisation, and
 ``to_dict()``/``from_dict()`` keep the options (and the OpenCC and emoji versions) in a model's ``config.json`` so
 that inference cleans exactly like training did. Only the standard library is imported here; ``opencc`` and
-``emoji`` on first use. Steps 1 and 2 run compiled (``toolkit/_cleaning_scan.c``, built at install where a C
-compiler is) or, without it, as one regular expression over the same tables, with the same results.
+``emoji`` on first use. The character passes (steps 1-2, and the late full-width forms with steps 11 and 14) run
+compiled (``toolkit/_cleaning_scan.c``, built at install where a C compiler is) or, without it, as one regular
+expression and ``str.replace`` over the same tables, with the same results.
 
 Steps, in the order they run (each switchable; defaults in brackets):
 
@@ -73,7 +74,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 
-try:  # steps 1 and 2 compiled (setup.py builds it where a C compiler is); else one regex does them, alike
+try:  # the character passes compiled (setup.py builds it where a C compiler is); else regex and str.replace
     from . import _cleaning_scan as _compiled
 except ImportError:
     _compiled = None
@@ -583,6 +584,7 @@ class _Plan:
             table.update(dict.fromkeys(map(chr, _codes(_WHITESPACE)), " "))
             if not self.squeeze:
                 self.late_fullwidth.append(("\xa0", table.pop("\xa0")))
+        self.late_tables = _compiled_tables(dict(self.late_fullwidth), set())
         self.flag_chars, self.convert_all = frozenset(), False
         if self.opencc:
             self.flag_chars, complete = _t2s_changeable()
@@ -696,14 +698,18 @@ class _Plan:
             s = self.emoji_re.sub(name, s)
             if self.squeeze_re is not None:  # adjacent names: "::"
                 s = self.squeeze_re.sub(lambda m: m.group(1) * self.squeeze, s)
-        for full, half in self.late_fullwidth:
-            s = s.replace(full, half)
-        if self.collapse and "  " in s:
-            s = _SPACES.sub(" ", s)
+        if _compiled is not None:  # the late full-width forms, and whitespace collapsed and stripped, in one pass
+            if self.late_fullwidth or self.collapse:
+                s = _compiled.chars(s, sep, *self.late_tables, self.collapse)[0]
+        else:
+            for full, half in self.late_fullwidth:
+                s = s.replace(full, half)
+            if self.collapse and "  " in s:
+                s = _SPACES.sub(" ", s)
         texts = s.split(sep) if n > 1 else [s]
         if len(texts) != n:  # a step removed or added a separator: a bug
             raise RuntimeError(f"internal error: a batch of {n} texts came back as {len(texts)}")
-        return [t.strip(" ") for t in texts] if self.collapse else texts
+        return [t.strip(" ") for t in texts] if self.collapse and _compiled is None else texts
 
     def _chars(self, s: str, sep: str, start: int, flags: set) -> str:
         """Steps 1 and 2; adds to ``flags`` the texts OpenCC may change."""
