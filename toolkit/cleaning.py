@@ -474,10 +474,10 @@ class Cleaner:
         return cleaner
 
     def _plan(self) -> _Plan:
-        plan = self.__dict__.get("_compiled")
+        plan = self.__dict__.get("_compiled_plan")
         if plan is None:
             plan = _build_plan(tuple(getattr(self, f.name) for f in fields(self)))
-            object.__setattr__(self, "_compiled", plan)
+            object.__setattr__(self, "_compiled_plan", plan)
         return plan
 
     def __getstate__(self) -> dict:
