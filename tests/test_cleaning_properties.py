@@ -31,7 +31,7 @@ FRAGMENTS = [
     "\u200d", "\ufe0f", "\u20e3", "🇨", "🇳", "🇮🇩", "#️⃣", "\u200b", "\x00", "\ud800", "ｈｔｔｐ", "．", "com",
     "example.com", "x@y.com", "回复", "回覆", "转发微博", "轉發微博", "！", "？", "，", "~", "-", "_", "·", "Ⅰ", "Σ",
     "İ", "ß", "\U00010400", "𠀀", "\ufdd0", "\ufdd1", "\uf8ff", "…", "。", "e\u0301", "\u202e", "ⅰ", "(", "（", ")",
-    "）", "来自", "分享自", "一二三四五六七八九十一二三四五六",
+    "）", "来自", "分享自", "一二三四五六七八九十一二三四五六", "⿴", "⿲",
 ]
 EMOJI = sorted(emoji.EMOJI_DATA)
 tricky_text = st.lists(st.sampled_from(FRAGMENTS) | st.sampled_from(EMOJI) | st.text(max_size=3),

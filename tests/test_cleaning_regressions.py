@@ -223,3 +223,17 @@ def test_a_pass_that_never_settles_is_an_error(monkeypatch):
         touched.update(range(len(texts))), [flip.get(t, t) for t in texts])[1])
     with pytest.raises(RuntimeError, match="still changes after 10 passes"):
         plan.run(["a"])
+
+
+@pytest.mark.parametrize("config", cleaning.OPENCC_CONFIGS)
+def test_an_ideographic_description_sequence_is_converted_on_its_own(config):
+    """OpenCC reads ⿰ and the two (⿲, ⿳: three) characters after it as one unit, also across the separator that
+    joins a batch: "乾⿴" + sep + "乾" left the second 乾 alone, so ["乾⿴", "乾"] cleaned to ["干⿴", "乾"], and
+    again to ["干⿴", "干"] (found by hypothesis)."""
+    conv = cleaning._converter(config)
+    ids = [chr(c) for c in range(0x2FF0, 0x3000)]
+    texts = [t for d in ids for t in ("乾" + d, "乾", d + "臺", "乾", d, "x灣")] + ["乾隆"]
+    assert cleaning._convert(config, texts) == [conv.convert(t) for t in texts]
+    cleaner = Cleaner(opencc=config)
+    once = cleaner.clean_batch(["乾⿴", "乾"])
+    assert once == [cleaner("乾⿴"), cleaner("乾")] == cleaner.clean_batch(once)

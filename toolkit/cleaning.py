@@ -112,6 +112,7 @@ _LATE_FULLWIDTH = "，！？：；～"
 # 1.4.2: 明瞭 -> 明了, 沈默 -> 沉默, 反覆 -> 反复, 英哩 -> 英里, ...). All other convertible characters are found
 # at run time by converting every CJK code point once. With another OpenCC version every text is converted.
 _T2S_PHRASE_ONLY = "哩坏沈甦瞭藉衹覆"
+_IDS = re.compile("[\u2ff0-\u2fff]")  # ideographic description characters (see _convert)
 _OPENCC_TABLES_CHECKED = ("1.4.2",)
 _T2S_PROBE = ((0x2E80, 0xA000), (0xF900, 0xFB00), (0x20000, 0x32400))
 # Blocks holding every character that has a lower-case mapping (a test checks this against a full scan).
@@ -247,9 +248,23 @@ def _converter(config: str):
 
 
 def _convert(config: str, texts: list[str]) -> list[str]:
-    """Convert texts with one OpenCC call on the joined list (a separator stops every OpenCC phrase)."""
+    """Convert texts with one OpenCC call on the joined list. A separator ends every OpenCC phrase, but not an
+    ideographic description sequence (``⿰`` and the two or three characters after it, which OpenCC reads as one
+    unit, separator or not: ``乾⿴`` + sep + ``乾`` would leave the second 乾 alone): texts holding one are converted
+    on their own."""
     conv = _converter(config)
     joined = _join(texts) if len(texts) > 1 else None
+    if joined is not None and _IDS.search(joined[0]):
+        out = list(texts)
+        rest = []
+        for i, t in enumerate(texts):
+            if _IDS.search(t):
+                out[i] = _convert_one(conv, t)
+            else:
+                rest.append(i)
+        for i, t in zip(rest, _convert(config, [texts[i] for i in rest])):
+            out[i] = t
+        return out
     if joined is not None:
         out = _convert_one(conv, joined[0]).split(joined[1])
         if len(out) == len(texts):
@@ -269,7 +284,7 @@ def _t2s_changeable() -> tuple[frozenset, bool]:
     import opencc
 
     chars = [chr(c) for lo, hi in _T2S_PROBE for c in range(lo, hi)]
-    out = _converter("t2s").convert("\n".join(chars)).split("\n")
+    out = _convert("t2s", chars)
     if len(out) != len(chars):  # not expected; then every text is converted
         return frozenset(_T2S_PHRASE_ONLY), False
     changeable = {a for a, b in zip(chars, out) if a != b} | set(_T2S_PHRASE_ONLY)
