@@ -308,16 +308,9 @@ def test_the_compiled_steps_take_the_plan_s_tables():
     separators (astral ones too), multi-character and empty replacements, surrogates, collapsed spaces, and a clear
     error for tables of the wrong size."""
     scan = pytest.importorskip("toolkit._cleaning_scan")
-    kinds, maps = bytearray(0x4000), [None] * 0x10000
-
-    def put(char, new, kind):  # two bits per character
-        kinds[ord(char) >> 2] |= kind << (ord(char) & 3) * 2
-        maps[ord(char)] = new
-
-    for char, new, kind in (("A", "a", 1), ("İ", "i\u0307", 1), ("\u200b", "", 1), ("\ud800", "\ufffd", 1),
-                            ("乾", None, 2), ("（", "(", 1), ("C", "c", 1), ("D", "d", 3)):
-        put(char, new, kind)
-    tables = (bytes(kinds), tuple(maps), {0x2F800: "丽"}, frozenset({0x2000B}))
+    table = {"A": "a", "İ": "i\u0307", "\u200b": "", "\ud800": "\ufffd", "（": "(", "C": "c", "D": "d",
+             "\U0002f800": "丽"}
+    tables = cleaning._compiled_tables(table, {"乾", "D", "\U0002000b"})
     text = "plain 文本 😂"
     assert scan.chars(text, "", *tables)[0] is text
     out, flagged = scan.chars("x\ufdd0乾乾A\ufdd0İ\u200b（😂\ud800\ufdd0\U0002f800\ufdd0\U0002000b", "\ufdd0", *tables)
@@ -329,17 +322,15 @@ def test_the_compiled_steps_take_the_plan_s_tables():
     with pytest.raises(ValueError, match="one character"):
         scan.chars(text, "ab", *tables)
     # collapse: runs of spaces (also mapped ones) become one, the ends of every text lose theirs
-    kinds_late, maps_late = bytearray(0x4000), [None] * 0x10000
-    kinds_late[0xA0 >> 2] |= 1 << (0xA0 & 3) * 2
-    maps_late[0xA0] = " "
-    late = (bytes(kinds_late), tuple(maps_late), {}, frozenset())
+    late = cleaning._compiled_tables({"\xa0": " "}, set())
     assert scan.chars("  a \xa0 b \ufdd0 \ufdd0c\xa0", "\ufdd0", *late, True) == ("a b\ufdd0\ufdd0c", [])
     assert scan.chars("a  b", "", *late) == ("a  b", [])
     single = "a b\ufdd0c"
     assert scan.chars(single, "\ufdd0", *late, True)[0] is single
     with pytest.raises(ValueError, match="other than a space"):
         scan.chars(single, " ", *late, True)
-    put("B", None, 1)  # mapped, but no replacement
+    kinds = bytearray(tables[0])
+    kinds[ord("B") >> 2] |= 1 << (ord("B") & 3) * 2  # mapped (two bits per character), but no replacement
     with pytest.raises(TypeError, match="U\\+0042"):
         scan.chars("AB", "", bytes(kinds), *tables[1:])
 

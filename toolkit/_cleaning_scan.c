@@ -1,9 +1,10 @@
-/* Steps 1 and 2 of toolkit.cleaning (characters, Latin lower case) in C: one scan of the string that maps its
- * characters by tables and finds the texts holding a flagged one.
+/* The character passes of toolkit.cleaning in C: one scan of the string that maps its characters by tables and
+ * finds the texts holding a flagged one (steps 1-2), or maps the late full-width forms and collapses whitespace.
  *
- * toolkit/cleaning.py builds the tables from the options and calls chars() on a slice of texts joined by a
- * separator; without this module it runs the same tables through one regular expression (_Plan.early_re), with the
- * same results (tests/test_cleaning_properties.py compares the two). Built by setup.py when a C compiler is there.
+ * toolkit/cleaning.py builds the tables from the options (_compiled_tables) and calls chars() on a slice of texts
+ * joined by a separator; without this module it runs the same tables through one regular expression
+ * (_Plan.early_re) and str.replace, with the same results (tests/test_cleaning_properties.py compares the two).
+ * Built by setup.py when a C compiler is there.
  *
  * chars(text, sep, kinds, maps, astral_maps, astral_flags, collapse=False) -> (new text, flagged)
  *   kinds        bytes of 16384, two bits per BMP code point c, at bits 2 * (c % 4) of byte c / 4: bit 1 = replaced
@@ -245,8 +246,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "toolkit._cleaning_scan",
-    "Steps 1 and 2 of toolkit.cleaning (characters, Latin lower case) compiled; toolkit.cleaning falls back to a "
-    "regular expression with the same results when this module is not built.",
+    "The character passes of toolkit.cleaning compiled; toolkit.cleaning falls back to a regular expression and "
+    "str.replace, with the same results, when this module is not built.",
     0, methods, NULL, NULL, NULL, NULL,
 };
 

@@ -72,7 +72,7 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 try:  # the character passes compiled (setup.py builds it where a C compiler is); else regex and str.replace
     from . import _cleaning_scan as _compiled
@@ -584,8 +584,8 @@ class _Plan:
         self.collapse = o["collapse_whitespace"]
         self.max_length = o["max_length"]
         self.squeeze = o["max_punct_repeat"]
-        # Steps 1 and 2, one regex over characters: maps surrogates, invisible characters, full-width forms (but the
-        # most frequent), the char table, Latin capitals and, when collapsing, whitespace other than " "; flags the
+        # The tables of steps 1 and 2: they map surrogates, invisible characters, full-width forms (but the most
+        # frequent), the char table, Latin capitals and, when collapsing, whitespace other than " "; and flag the
         # texts OpenCC may change (so that OpenCC runs on those only).
         table = dict.fromkeys(map(chr, range(0xD800, 0xE000)), "\ufffd")
         if o["remove_invisible"]:
@@ -610,7 +610,6 @@ class _Plan:
                 hanlp = {a: b for a, b in hanlp.items() if b not in self.flag_chars}
             table = {a: "".join(hanlp.get(c, c) for c in b) for a, b in table.items()}  # ［ -> [ -> 《
             table.update({a: table.get(b, b) for a, b in hanlp.items() if a not in table})
-        upper: set[int] = set()
         if self.lowercase:  # Latin capitals (Greek, Cyrillic, Ⅰ... keep their case), also those the table writes
             upper = set(_cased()[0])
             table = {a: "".join(c.lower() if ord(c) in upper else c for c in b) for a, b in table.items()}
@@ -618,22 +617,7 @@ class _Plan:
         self.char_map = table
         flag = set(self.flag_chars) | {a for a, b in table.items() if any(c in self.flag_chars for c in b)}
         self.flag_set = frozenset(flag)
-        # One match per character to map, except after a flagged character or a Latin capital: then the match runs
-        # on to the end of its text, or to the next character that needs a call of its own (one call per text, not
-        # per character), and its rest is lower-cased in one go. The rest stops at astral and other cased
-        # characters (str.lower() would change them), after a capital also at flagged ones.
-        codes = {ord(c) for c in table} | {ord(c) for c in flag if ord(c) < 0x10000}
-        coarse = f"{chr(_ASTRAL_CJK[0])}-{chr(_ASTRAL_CJK[1])}" if self.opencc else ""
-        plain = {c for c in upper if table[chr(c)] == chr(c).lower()}  # (Ａ is a capital too, but becomes "a")
-        stop = _ranges({ord(c) for c in table} - plain) + "\U00010000-\U0010ffff" + _SEP_CLASS
-        if self.lowercase:
-            stop += _ranges(c for c in _cased()[1] if c < 0x10000)
-        flag_bmp = _ranges(ord(c) for c in flag if ord(c) < 0x10000)
-        rests = [f"(?<=[{flag_bmp}])[^{stop}]*"] if flag_bmp else []
-        if upper:
-            rests.append(f"(?<=[{_ranges(upper)}])[^{stop}{flag_bmp}]*")
-        self.early_re = re.compile(f"[{_ranges(codes)}{coarse}]" + (f"(?:{'|'.join(rests)})?" if rests else ""))
-        self.tables = _compiled_tables(table, flag)  # the same, for the compiled steps
+        self.tables = _compiled_tables(table, flag)  # as toolkit/_cleaning_scan.c reads them (early_re: without it)
 
         self.emoji_mode, self.emoji_language = o["emoji"], o["emoji_language"]
         if self.emoji_mode != "keep":
@@ -660,6 +644,29 @@ class _Plan:
         self.emoticons = o["emoticons"]
         self.emoticon_re = re.compile(_EMOTICON) if self.emoticons != "keep" else None
         self.repost_marker = o["remove_repost_marker"]
+
+    @cached_property
+    def early_re(self) -> re.Pattern:
+        """Steps 1 and 2 as one regex over the same tables, where ``toolkit/_cleaning_scan.c`` is not built (compiled
+        on first use: the compiled steps never need it).
+
+        One match per character to map, except after a flagged character or a Latin capital: then the match runs on
+        to the end of its text, or to the next character that needs a call of its own (one call per text, not per
+        character), and its rest is lower-cased in one go. The rest stops at astral and other cased characters
+        (str.lower() would change them), after a capital also at flagged ones."""
+        table, flag = self.char_map, self.flag_set
+        upper = set(_cased()[0]) if self.lowercase else set()
+        codes = {ord(c) for c in table} | {ord(c) for c in flag if ord(c) < 0x10000}
+        coarse = f"{chr(_ASTRAL_CJK[0])}-{chr(_ASTRAL_CJK[1])}" if self.opencc else ""
+        plain = {c for c in upper if table[chr(c)] == chr(c).lower()}  # (Ａ is a capital too, but becomes "a")
+        stop = _ranges({ord(c) for c in table} - plain) + "\U00010000-\U0010ffff" + _SEP_CLASS
+        if self.lowercase:
+            stop += _ranges(c for c in _cased()[1] if c < 0x10000)
+        flag_bmp = _ranges(ord(c) for c in flag if ord(c) < 0x10000)
+        rests = [f"(?<=[{flag_bmp}])[^{stop}]*"] if flag_bmp else []
+        if upper:
+            rests.append(f"(?<=[{_ranges(upper)}])[^{stop}{flag_bmp}]*")
+        return re.compile(f"[{_ranges(codes)}{coarse}]" + (f"(?:{'|'.join(rests)})?" if rests else ""))
 
     # -- passes ------------------------------------------------------------------------------------------------------
     def run(self, texts: list[str]) -> list[str]:
